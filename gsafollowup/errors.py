@@ -1,0 +1,95 @@
+"""Domain errors: each carries a one-line message for the observer.
+
+This module is the one place that maps them to HTTP: every view (legacy endpoint, web form,
+REST API) reads ``http_status`` and ``code`` from the exception and nothing else. It imports
+no Django, so the numerical core can raise these too.
+"""
+
+
+class DomainError(Exception):
+    """Base class: ``str(error)`` is a short message an observer can act on."""
+
+    http_status = 400
+    code = "error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadInput(DomainError):
+    """A form field or parameter has a wrong or missing value."""
+
+    code = "bad_input"
+
+
+class BadCatalog(BadInput):
+    """The uploaded source catalog cannot be read or lacks what calibration needs."""
+
+    code = "bad_catalog"
+
+
+class NotAuthenticated(DomainError):
+    """No hashtag, or one that is unknown or revoked."""
+
+    http_status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    """The named object does not exist."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class UnknownEvent(NotFound):
+    """The alert named by EventID / alert_id is not in the database."""
+
+    code = "unknown_event"
+
+
+class Duplicate(DomainError):
+    """The object exists already; ``existing_id`` names it."""
+
+    http_status = 409
+    code = "duplicate"
+
+    def __init__(self, message: str, existing_id: int | None = None):
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class TooLarge(DomainError):
+    """The upload exceeds the configured size limit."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class CalibrationImpossible(DomainError):
+    """The catalog was read but no calibration can be made from it."""
+
+    http_status = 422
+    code = "calibration_failed"
+
+
+class Throttled(DomainError):
+    """Too many attempts (e.g. wrong hashtags) from one client."""
+
+    http_status = 429
+    code = "throttled"
+
+
+class ServiceUnavailable(DomainError):
+    """A backing service (database, archive) is down; retrying later may succeed."""
+
+    http_status = 503
+    code = "unavailable"
