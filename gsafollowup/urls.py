@@ -1,0 +1,23 @@
+"""URLs. Every public path also answers under /followup/, the prefix of the old server."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from alerts import views as alert_views
+from alerts.legacy import NewEventView
+from observers import views as observer_views
+
+site = [
+    path("", alert_views.home, name="home"),
+    path("login/", observer_views.login_view, name="login"),
+    path("logout/", observer_views.logout_view, name="logout"),
+    path("list_of_alerts", alert_views.alert_list, name="alert-list"),
+    path("newevent/", alert_views.new_event, name="new-event"),
+    path("cgi/newevent", NewEventView.as_view(), name="cgi-newevent"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include(site)),
+    path("followup/", include((site, "followup"), namespace="followup")),
+]

@@ -1,0 +1,127 @@
+"""Hashtag authentication: a Django auth backend (login form) and a DRF authentication class.
+
+The legacy contract accepts a hashtag as a form field, a query parameter or a cookie; new
+clients may send ``Authorization: Hashtag <value>``. Wrong hashtags are counted per client
+address and lock the address out for a while once too many arrive.
+"""
+
+from django.conf import settings
+from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from rest_framework import authentication, exceptions
+
+from gsafollowup.errors import NotAuthenticated, Throttled
+
+from .models import Hashtag
+
+FIELD = "hashtag"
+
+
+def client_address(request) -> str:
+    """The address failures are counted against."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def _failure_key(request) -> str:
+    return f"hashtag-failures:{client_address(request)}"
+
+
+def check_not_locked_out(request) -> None:
+    """Raise Throttled when this client has sent too many wrong hashtags recently."""
+    if cache.get(_failure_key(request), 0) >= settings.HASHTAG_FAILURE_LIMIT:
+        minutes = max(1, settings.HASHTAG_FAILURE_WINDOW // 60)
+        raise Throttled(f"Too many wrong hashtags from your address; try again in {minutes} min.")
+
+
+def record_failure(request) -> None:
+    """Count one wrong hashtag against this client (the window restarts with the first failure)."""
+    key = _failure_key(request)
+    if not cache.add(key, 1, settings.HASHTAG_FAILURE_WINDOW):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, settings.HASHTAG_FAILURE_WINDOW)
+
+
+def check_hashtag(request, clear: str) -> Hashtag:
+    """The usable Hashtag for this clear value, counting failures; raises a domain error otherwise."""
+    check_not_locked_out(request)
+    found = Hashtag.objects.find(clear.strip())
+    if found is None:
+        record_failure(request)
+        raise NotAuthenticated("Unknown or revoked hashtag.")
+    found.touch()
+    return found
+
+
+class HashtagBackend(BaseBackend):
+    """Django auth backend for the login form, whose single input is the hashtag."""
+
+    def authenticate(self, request, hashtag: str | None = None, **kwargs):
+        if not hashtag:
+            return None
+        try:
+            return check_hashtag(request, hashtag).observatory.user
+        except NotAuthenticated:
+            return None
+
+    def get_user(self, user_id):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        return user
+
+
+def _cross_site(request) -> bool:
+    """True for a browser request sent from another site (a forged form post)."""
+    return request.META.get("HTTP_SEC_FETCH_SITE", "") == "cross-site"
+
+
+class HashtagAuthentication(authentication.BaseAuthentication):
+    """DRF authentication by hashtag: header, form field, query parameter, or cookie."""
+
+    keyword = "Hashtag"
+
+    def _clear_value(self, request) -> str | None:
+        header = authentication.get_authorization_header(request).decode("latin-1").split()
+        if header and header[0].lower() == self.keyword.lower():
+            if len(header) != 2:
+                raise exceptions.AuthenticationFailed("Authorization header must be 'Hashtag <value>'.")
+            return header[1]
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            try:
+                value = request.data.get(FIELD) if hasattr(request.data, "get") else None
+            except exceptions.ParseError:
+                value = None
+            if value:
+                return str(value)
+        value = request.query_params.get(FIELD)
+        if value:
+            return value
+        value = request._request.COOKIES.get(FIELD)
+        if value and not (request.method not in ("GET", "HEAD", "OPTIONS") and _cross_site(request)):
+            return value
+        return None
+
+    def authenticate(self, request):
+        clear = self._clear_value(request)
+        if not clear:
+            return None
+        try:
+            found = check_hashtag(request._request, clear)
+        except Throttled as error:
+            raise exceptions.Throttled(detail=error.message) from error
+        except NotAuthenticated as error:
+            raise exceptions.AuthenticationFailed(error.message) from error
+        return found.observatory.user, found
+
+    def authenticate_header(self, request):
+        return self.keyword
+
+
+def current_observatory(user):
+    """The Observatory a user acts for, or None (anonymous, or a curator without one)."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return None
+    return getattr(user, "observatory", None)
