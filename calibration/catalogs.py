@@ -229,8 +229,9 @@ def _read_fits(data: bytes, max_rows: int) -> SourceCatalog:
         n_rows = sum(_checked_rows(hdul, i, h, len(data)) for i, h in chosen)
         if n_rows > max_rows:
             raise bad(f"the catalog has {n_rows} rows; the limit is {max_rows}")
-        names = list(chosen[0][1].columns.names)
-        units = {c.name.upper(): c.unit for c in chosen[0][1].columns}
+        # A column without TTYPE has no name: nothing can ask for it.
+        names = [name for name in chosen[0][1].columns.names if name]
+        units = {c.name.upper(): c.unit for c in chosen[0][1].columns if c.name}
         arrays = [h.data for _, h in chosen]
 
         def get(name):
@@ -241,7 +242,7 @@ def _read_fits(data: bytes, max_rows: int) -> SourceCatalog:
 
 
 def _has_required(names) -> bool:
-    upper = {n.upper() for n in names}
+    upper = {n.upper() for n in names if n}
     return all(any(a in upper for a in group) for group in (RA_NAMES, DEC_NAMES, MAG_NAMES, MAGERR_NAMES))
 
 
@@ -310,7 +311,8 @@ def _assemble(get, names, fmt: str) -> SourceCatalog:
     if ra.min() < -180.0 or ra.max() > 360.0:
         raise bad(f"{found['ra']} has values outside 0..360: positions must be decimal degrees")
     columns = {key: (v[keep] if v is not None else None) for key, v in values.items()}
-    columns["ra"] = ra % 360.0
+    wrapped = ra % 360.0
+    columns["ra"] = np.where(wrapped >= 360.0, 0.0, wrapped)  # -1e-300 % 360 rounds to 360
     if columns["flags"] is not None:
         columns["flags"] = np.where(np.isfinite(columns["flags"]), columns["flags"], 0).astype(np.int64)
     catalog = SourceCatalog(format=fmt, columns=list(names), **columns)
