@@ -32,6 +32,9 @@ ALGORITHM_VERSION = "core-1.0"
 MIN_CALIBRATORS = 5
 MAX_OUTLIER_FRACTION = 0.3
 MAX_COLOUR_TERM = 0.5
+#: Stars scattering more than this about the fit mean a wrong band (when its colour term could
+#: not be fitted, the |C| guard cannot see it) or broken photometry.
+MAX_SIGMA_INT = 0.2
 #: A first (robust) colour-term estimate beyond this rejects a band without the full fit.
 SCREEN_COLOUR_TERM = 2 * MAX_COLOUR_TERM
 #: ... and so does a first scatter estimate this many times the best predicted target error.
@@ -59,6 +62,7 @@ MAX_CALIBRATORS = 1500
 DEFAULT_REFERENCE_ERR = 0.05
 LIMIT_SNR = 5.0
 MAX_ITERATIONS = 100
+TRIAL_ITERATIONS = 15  # for the BIC test of an outlier side
 SIEGEL_SAMPLE = 80  # the repeated-median slope is O(n^2): a start needs no more stars
 TOLERANCE = 1e-5  # mag: a hundred times below any error worth reporting
 PRIOR_COUNT = 0.1  # pseudo-count of each outlier side, keeps the fractions off 0 and 1
@@ -338,6 +342,15 @@ class _VarianceModel:
 
     def step(self, squared: np.ndarray, membership: np.ndarray, slope: float) -> float:
         """One Fisher-scoring step on the active components; returns the change of sigma_int."""
+        if not self.active[1:].any():
+            # Only sigma_int^2: a scalar step, clipped at zero (the common case, kept cheap).
+            variance = self.variance(slope)
+            weight = membership / variance**2
+            before = self.sigma_int
+            self.theta[0] = max(
+                self.theta[0] + float((weight * (squared - variance)).sum() / weight.sum()), 0.0
+            )
+            return abs(self.sigma_int - before)
         before = self.theta.copy()
         free = self.active.copy()
         pinned_any = False
@@ -400,32 +413,38 @@ class _Outliers:
     enabled: np.ndarray
 
     def memberships(self, eps: np.ndarray, variance: np.ndarray):
-        """(core probability, side probabilities (2, n), log-likelihood) of the residuals.
+        """(core probability, outlier probability, negative-side mask, log-likelihood) of residuals.
 
-        Computed from log densities: a residual of several magnitudes underflows every density,
-        yet its membership (the broad outlier side) must still come out right.
+        A residual can only belong to the side it lies on. Computed from log densities: a residual
+        of several magnitudes underflows every density, yet it must still come out an outlier.
         """
-        fraction = np.where(self.enabled, self.fraction, 0.0)
+        fraction = self.fraction * self.enabled
         eps2 = eps**2
-        log_core = np.log1p(-fraction.sum()) - 0.5 * (eps2 / variance + np.log(2 * np.pi * variance))
-        # Each residual can only belong to the side it lies on.
+        log_core = math.log1p(-fraction.sum()) - 0.5 * (eps2 / variance + np.log(2 * np.pi * variance))
+        constant = [
+            math.log(2 * f) - 0.5 * math.log(2 * math.pi * w**2) if f > 0 else -math.inf
+            for f, w in zip(fraction, self.width, strict=True)
+        ]
         negative = eps <= 0
-        with np.errstate(divide="ignore"):
-            constant = np.log(2 * fraction) - 0.5 * np.log(2 * np.pi * self.width**2)
-        log_side = np.where(negative, constant[1], constant[0]) - 0.5 * eps2 / np.where(
-            negative, self.width[1] ** 2, self.width[0] ** 2
+        inverse_w2 = 1.0 / self.width**2
+        log_side = np.where(negative, constant[1], constant[0]) - 0.5 * eps2 * np.where(
+            negative, inverse_w2[1], inverse_w2[0]
         )
         log_total = np.logaddexp(log_core, log_side)
-        side = np.exp(log_side - log_total)
-        sides = np.vstack((np.where(negative, 0.0, side), np.where(negative, side, 0.0)))
-        return np.exp(log_core - log_total), sides, float(log_total.sum())
+        return np.exp(log_core - log_total), np.exp(log_side - log_total), negative, float(log_total.sum())
 
-    def update(self, sides: np.ndarray, eps: np.ndarray) -> None:
+    def update(self, outlier: np.ndarray, negative: np.ndarray, eps: np.ndarray) -> None:
         """M-step of the fractions (with a small prior count) and widths (never below the floor)."""
-        counts = sides.sum(axis=1)
+        counts = np.bincount(negative, weights=outlier, minlength=2)
         self.fraction = (counts + PRIOR_COUNT) / (eps.size + 3 * PRIOR_COUNT)
-        spread = np.sqrt((sides * eps**2).sum(axis=1) / np.maximum(counts, 1e-12))
+        spread = np.sqrt(
+            np.bincount(negative, weights=outlier * eps**2, minlength=2) / np.maximum(counts, 1e-12)
+        )
         self.width = np.maximum(np.where(counts > 0.5, spread, self.width), self.floor)
+
+    def width_at(self, negative: np.ndarray) -> np.ndarray:
+        """Width of the outlier side each residual lies on."""
+        return np.where(negative, self.width[1], self.width[0])
 
 
 def _em(data: _BandData, start: tuple[float, float, float]):
@@ -449,67 +468,80 @@ def _em(data: _BandData, start: tuple[float, float, float]):
     for side, far in enumerate((eps > 3 * scale, eps < -3 * scale)):
         width[side] = math.sqrt(float(np.mean(eps[far] ** 2))) if far.any() else max(5.0 * scale, 0.1)
     outliers = _Outliers(np.array([0.05, 0.05]), np.maximum(width, floor), floor, np.array([True, True]))
-    a, slope, iterations, loglik = _iterate(data, design, a, slope, outliers)
+    a, slope, iterations, loglik = _iterate(data, a, slope, outliers)
     for side in (0, 1):
         variance = model.variance(slope)
         eps = y - a - slope * x
-        _, sides, _ = outliers.memberships(eps, variance)
-        members = sides[side] > 0.5
-        if sides[side].sum() < 0.5 or (
+        _, outlier, negative, _ = outliers.memberships(eps, variance)
+        on_side = outlier * (negative == bool(side))
+        members = on_side > 0.5
+        if on_side.sum() < 0.5 or (
             members.any() and np.min(np.abs(eps[members]) / np.sqrt(variance[members])) > 8
         ):
             continue  # no outliers on this side, or only ones no Gaussian tail could explain
         saved = (model.theta.copy(), replace(outliers, enabled=outliers.enabled.copy()))
         outliers.enabled[side] = False
-        trial = _iterate(data, design, a, slope, outliers)
+        # A side that matters shows at once as a large loss of likelihood: no need to converge
+        # that trial (its likelihood only rises with iterations, so the test stays conservative).
+        trial = _iterate(data, a, slope, outliers, TRIAL_ITERATIONS)
         iterations += trial[2]
         if loglik - trial[3] < math.log(n):
+            if trial[2] == TRIAL_ITERATIONS:
+                trial = _iterate(data, trial[0], trial[1], outliers)
+                iterations += trial[2]
             a, slope, _, loglik = trial
         else:
             model.theta, outliers = saved
     variance = model.variance(slope)
     eps = y - a - slope * x
-    core, sides, _ = outliers.memberships(eps, variance)
-    covariance = _covariance(design, eps, variance, core, sides, outliers.width)
+    core, outlier, negative, _ = outliers.memberships(eps, variance)
+    covariance = _covariance(design, eps, variance, core, outlier, outliers.width_at(negative))
     return a, slope, core, covariance, iterations
 
 
-def _iterate(data: _BandData, design: np.ndarray, a: float, slope: float, outliers: _Outliers):
-    """EM iterations to convergence; returns (ZP, C, iterations, log-likelihood)."""
+def _iterate(data: _BandData, a: float, slope: float, outliers: _Outliers, most: int = MAX_ITERATIONS):
+    """EM iterations to convergence (or ``most``); returns (ZP, C, iterations, log-likelihood)."""
     y, x, model = data.y, data.x, data.model
     iterations = 0
-    for iterations in range(1, MAX_ITERATIONS + 1):
+    for iterations in range(1, most + 1):
         variance = model.variance(slope)
-        core, sides, _ = outliers.memberships(y - a - slope * x, variance)
+        core, outlier, negative, _ = outliers.memberships(y - a - slope * x, variance)
         weight = core / variance
-        inverse = np.linalg.inv(design.T @ (weight[:, None] * design))
-        beta = inverse @ (design.T @ (weight * y))
-        new_a, new_slope = float(beta[0]), (float(beta[1]) if data.colour_fitted else 0.0)
+        # Weighted least squares for (ZP, C), written out: numpy's 2x2 solvers cost more than this.
+        s0, t0 = weight.sum(), (weight * y).sum()
+        if data.colour_fitted:
+            wx = weight * x
+            s1, s2, t1 = wx.sum(), (wx * x).sum(), (wx * y).sum()
+            det = s0 * s2 - s1 * s1
+            new_a, new_slope = (s2 * t0 - s1 * t1) / det, (s0 * t1 - s1 * t0) / det
+            leverage = weight * (s2 - 2 * s1 * x + s0 * x * x) / det
+        else:
+            new_a, new_slope = t0 / s0, 0.0
+            leverage = weight / s0
+        new_a, new_slope = float(new_a), float(new_slope)
         eps = y - new_a - new_slope * x
         # REML: a residual's expected square is V(1 - leverage), so undo the leverage.
-        leverage = weight * np.einsum("ij,jk,ik->i", design, inverse, design)
         change = model.step(eps**2 / (1.0 - np.minimum(leverage, 0.9)), core, new_slope)
-        outliers.update(sides, eps)
+        outliers.update(outlier, negative, eps)
         change = max(change, abs(new_a - a), abs(new_slope - slope))
         a, slope = new_a, new_slope
         if change < TOLERANCE:
             break
-    _, _, loglik = outliers.memberships(y - a - slope * x, model.variance(slope))
+    loglik = outliers.memberships(y - a - slope * x, model.variance(slope))[3]
     return a, slope, iterations, loglik
 
 
-def _covariance(design, eps, variance, core, sides, width):
+def _covariance(design, eps, variance, core, outlier, width):
     """Covariance of (ZP, C) from the observed information of the mixture likelihood.
 
     The observed information knows that a star's membership of the core is uncertain, which the
     weighted least-squares matrix does not; a small-sample factor n/(n-p) follows REML.
+    ``width`` is the width of the outlier side each residual lies on.
     """
-    w2 = width[:, None] ** 2
+    w2 = width**2
     # First and second derivatives of each star's likelihood in its residual, over the likelihood.
-    first = -(core * eps / variance + (sides * eps / w2).sum(axis=0))
-    second = core * (eps**2 / variance**2 - 1.0 / variance) + (sides * (eps**2 / w2**2 - 1.0 / w2)).sum(
-        axis=0
-    )
+    first = -(core * eps / variance + outlier * eps / w2)
+    second = core * (eps**2 / variance**2 - 1.0 / variance) + outlier * (eps**2 / w2**2 - 1.0 / w2)
     curvature = -(second - first**2)
     information = design.T @ (curvature[:, None] * design)
     try:
@@ -833,6 +865,8 @@ def _fit_candidate(candidate: _Candidate, data: "_BandData", start, catalog: Sou
         candidate.rejected = f"outlier fraction {fit.outlier_fraction:.2f} >= {MAX_OUTLIER_FRACTION}"
     elif abs(fit.colour_term) > MAX_COLOUR_TERM:
         candidate.rejected = f"colour term {fit.colour_term:+.2f} beyond +-{MAX_COLOUR_TERM}: wrong band"
+    elif fit.sigma_int > MAX_SIGMA_INT:
+        candidate.rejected = f"intrinsic scatter {fit.sigma_int:.2f} mag > {MAX_SIGMA_INT}: wrong band?"
     elif not math.isfinite(candidate.predicted_err):
         candidate.rejected = "the fit did not converge to finite values"
 
