@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from calibration.benchmark import LIMIT_MAG, Scenario, apass_reference_set, make_frame
 from calibration.catalogs import SourceCatalog, read_catalog
@@ -356,3 +358,51 @@ def test_a_wrong_band_without_colours_is_refused_not_chosen(g_frame):
     z_only = ReferenceSet("APASS", ref.ra, ref.dec, {"z": ref.mag["z"]}, {"z": ref.err["z"]})
     with pytest.raises(CalibrationImpossible, match="intrinsic scatter"):
         calibrate(frame.catalog, [z_only], frame.target_ra, frame.target_dec)
+
+
+def test_an_explicit_match_distance_is_the_radius(g_frame):
+    frame = g_frame
+    result = calibrate(
+        frame.catalog, frame.references, frame.target_ra, frame.target_dec, match_dist_arcsec=2.0
+    )
+    assert result.radius_arcsec == 2.0
+    automatic = calibrate(
+        frame.catalog, frame.references, frame.target_ra, frame.target_dec, match_dist_arcsec=-1
+    )
+    assert 0.5 <= automatic.radius_arcsec <= 3.0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    keep=st.floats(0.05, 1.0),
+    spoil=st.floats(0.0, 0.5),
+    force=st.sampled_from(["no", "APASS/g", "APASS/any", "any/V", "APASS/u", "any/r"]),
+    seed=st.integers(0, 2**16),
+)
+def test_calibrate_answers_or_refuses_but_never_returns_nan(g_frame, keep, spoil, force, seed):
+    # Random subsets of the frame with random broken photometry: an answer without NaN, or a
+    # domain error; nothing else.
+    rng = np.random.default_rng(seed)
+    catalog = g_frame.catalog
+    chosen = rng.uniform(size=len(catalog)) < keep
+    mag, magerr = catalog.mag.copy(), catalog.magerr.copy()
+    broken = rng.uniform(size=len(catalog)) < spoil
+    mag[broken] = rng.choice([99.0, np.nan, -np.inf, 1e6], broken.sum())
+    magerr[broken & (rng.uniform(size=len(catalog)) < 0.5)] = rng.choice([0.0, np.nan, 99.0])
+    subset = replace(
+        catalog,
+        ra=catalog.ra[chosen],
+        dec=catalog.dec[chosen],
+        mag=mag[chosen],
+        magerr=magerr[chosen],
+        flags=catalog.flags[chosen],
+    )
+    try:
+        result = calibrate(
+            subset, g_frame.references, g_frame.target_ra, g_frame.target_dec, force_filter=force
+        )
+    except CalibrationImpossible as error:
+        assert str(error) and "\n" not in str(error)
+        return
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert math.isfinite(result.mag) and (result.mag_err > 0 or result.mag_err == -1.0)
