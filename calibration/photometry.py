@@ -82,10 +82,12 @@ class ForceFilter:
 
     @property
     def automatic(self) -> bool:
+        """No restriction at all (``no``)."""
         return self.survey is None and self.band is None
 
     @property
     def single(self) -> bool:
+        """One (survey, band) forced."""
         return self.survey is not None and self.band is not None
 
     def allows(self, survey: str, band: str) -> bool:
@@ -182,6 +184,7 @@ class BandFit:
 
     @property
     def n(self) -> int:
+        """Calibrators that entered the fit."""
         return int(self.used.sum())
 
     def calibration_variance(self, colour: float | None = None) -> float:
@@ -310,6 +313,7 @@ class _VarianceModel:
         self.active = np.array([True, False, False])
 
     def variance(self, slope: float) -> np.ndarray:
+        """Core variance of each star at colour term ``slope``."""
         return self.theta @ self.terms + slope**2 * self.c2
 
     def choose_scales(self, s2: float) -> None:
@@ -388,14 +392,17 @@ class _VarianceModel:
 
     @property
     def sigma_int(self) -> float:
+        """Intrinsic scatter (mag)."""
         return float(math.sqrt(self.theta[0]))
 
     @property
     def error_scale(self) -> float:
+        """k: true over reported MAGERR_AUTO."""
         return float(math.sqrt(self.theta[1]))
 
     @property
     def ref_error_scale(self) -> float:
+        """q: true over quoted reference errors."""
         return float(math.sqrt(self.theta[2]))
 
 
