@@ -382,16 +382,20 @@ def run_frame(scenario: Scenario, seed: int) -> dict:
             out["target_error"] = result.mag - frame.target_mag
             out["target_err"] = result.mag_err
         # The baselines see the same calibrators as the core fit of the frame's band.
-        stars = {
-            k: np.array([np.nan if v is None else v for v in values], dtype=float)
-            for k, values in result.stars.items()
-            if k in ("ref_mag", "inst_mag", "colour")
-        }
+        stars = star_arrays(result)
         y = stars["ref_mag"] - stars["inst_mag"]
         target = None if result.is_limit else (result.inst_mag, result.inst_mag_err)
         for kind in ("median", "clipped"):
             out[kind] = _baseline(y, stars["colour"], frame, target, kind)
     return out
+
+
+def star_arrays(result) -> dict[str, np.ndarray]:
+    """The per-star lists of a result as float arrays (None back to NaN)."""
+    return {
+        key: np.array([np.nan if v is None else v for v in values], dtype=float)
+        for key, values in result.stars.items()
+    }
 
 
 def _baseline(y, colour, frame: Frame, target: tuple[float, float] | None, kind: str) -> dict:
@@ -588,10 +592,7 @@ def real_pair() -> tuple[list[str], dict]:
     apass = apass_reference_set()
     centre_ra, centre_dec, _ = catalog.footprint()
     result = calibrate(catalog, [apass], centre_ra, centre_dec, force_filter="APASS/g")
-    stars = {
-        k: np.array([np.nan if v is None else v for v in values], dtype=float)
-        for k, values in result.stars.items()
-    }
+    stars = star_arrays(result)
     ref_mag, ref_err, inst, inst_err, colour = (
         stars[k] for k in ("ref_mag", "ref_err", "inst_mag", "inst_err", "colour")
     )
