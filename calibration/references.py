@@ -41,6 +41,8 @@ ORDER0_RESOLUTION = math.degrees(math.sqrt(4 * math.pi / 12))
 PIXELS_PER_RADIUS = 8
 #: The pixel search itself runs with pixels at most radius / 2 (order 9 for 15'), then refines.
 COARSE_PIXELS_PER_RADIUS = 2
+#: A cone expected to hold fewer stars of a catalog than this is searched with the coarse pixels.
+FEW_ROWS = 2000
 #: A cone query names at most this many pixel ranges (neighbouring ones merge beyond it).
 MAX_RANGES = 64
 SKY_DEG2 = 4 * math.pi * math.degrees(1) ** 2
@@ -86,9 +88,11 @@ def _near(pixels: np.ndarray, order: int, ra: float, dec: float, radius_deg: flo
     return pixels[distance <= math.radians(radius_deg + max_pixel_radius(order))]
 
 
-def pixel_ranges(ra: float, dec: float, radius_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def pixel_ranges(
+    ra: float, dec: float, radius_deg: float, pixels_per_radius: float = PIXELS_PER_RADIUS
+) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive ranges (low, high) of storage pixel numbers that hold every star within the cone."""
-    order = search_order(radius_deg, PIXELS_PER_RADIUS)
+    order = search_order(radius_deg, pixels_per_radius)
     level = min(search_order(radius_deg, COARSE_PIXELS_PER_RADIUS), order)
     # The pixel search is asked for a cone wider by the largest pixel radius, because on its own
     # it misses some pixels that only graze the edge (astropy-healpix issue #287); _near then
@@ -134,19 +138,24 @@ def cone(
 ) -> list[ReferenceSet]:
     """Stars within ``radius_deg`` of (ra, dec), one ReferenceSet per loaded survey that has any."""
     ra, dec, radius = _check_cone(ra, dec, radius_deg)
-    catalogs = ReferenceCatalog.objects.values_list("pk", "survey", "bands")
+    catalogs = ReferenceCatalog.objects.values_list("pk", "survey", "bands", "stars", "coverage_deg2")
     if surveys is not None:
         unknown = [name for name in surveys if name not in SURVEYS]
         if unknown:
             raise BadInput(f"Unknown survey {unknown[0]!r}; known: {', '.join(SURVEYS)}.")
         catalogs = catalogs.filter(survey__in=list(surveys))
     catalogs = sorted(catalogs, key=lambda row: _survey_rank(row[1]))
-    if not catalogs:
-        return []
-    low, high = pixel_ranges(ra, dec, radius)
+    area = 2 * math.pi * (1 - math.cos(math.radians(radius))) * math.degrees(1) ** 2
+    ranges = {}
     found = []
-    for pk, survey, bands in catalogs:
-        rows = _fetch(pk, bands, low, high)
+    for pk, survey, bands, stars, coverage in catalogs:
+        # Few rows expected: a few coarse ranges cost less than many exact ones (PostgreSQL
+        # plans each range, about 30 microseconds apiece); many rows: read as few as possible.
+        expected = stars / max(coverage, 1e-9) * area
+        fineness = PIXELS_PER_RADIUS if expected > FEW_ROWS else COARSE_PIXELS_PER_RADIUS
+        if fineness not in ranges:
+            ranges[fineness] = pixel_ranges(ra, dec, radius, fineness)
+        rows = _fetch(pk, bands, *ranges[fineness])
         separation = angular_separation(
             np.radians(rows["ra"]), np.radians(rows["dec"]), math.radians(ra), math.radians(dec)
         )

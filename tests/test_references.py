@@ -64,6 +64,13 @@ def stars(db, star_file):
     return rows[:, 0].astype(np.int64), rows[:, 1], rows[:, 2]
 
 
+@pytest.fixture(params=["coarse", "fine"])
+def fineness(request, monkeypatch):
+    """Search with the coarse pixels of sparse catalogs, or with the fine ones of dense catalogs."""
+    monkeypatch.setattr("calibration.references.FEW_ROWS", 1e12 if request.param == "coarse" else 0)
+    return request.param
+
+
 def brute_force(stars, ra, dec, radius):
     """Ids of the stars within radius of (ra, dec), by astropy's separation."""
     ids, ras, decs = stars
@@ -94,7 +101,7 @@ RADII = [0.0, 1e-6, 0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 45.0, 120.0, 18
     ),
     radius=st.one_of(st.sampled_from(RADII), st.floats(0, 3)),
 )
-def test_cone_equals_brute_force(stars, centre, radius):
+def test_cone_equals_brute_force(stars, fineness, centre, radius):
     ra, dec = centre
     assert cone_ids(ra, dec, radius) == brute_force(stars, ra, dec, radius)
 
@@ -113,7 +120,7 @@ def test_cone_equals_brute_force(stars, centre, radius):
         (24.0, -48.7, 180.0),  # the whole sky
     ],
 )
-def test_cone_edge_positions(stars, ra, dec, radius):
+def test_cone_edge_positions(stars, fineness, ra, dec, radius):
     expected = brute_force(stars, ra, dec, radius)
     assert expected, "the edge case should hold stars"
     assert cone_ids(ra, dec, radius) == expected
