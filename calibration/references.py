@@ -2,13 +2,14 @@
 
 Each star carries its HEALPix nested pixel at order 16 (3.2"), so every coarser pixel is one
 contiguous range of those numbers and one B-tree on (catalog, healpix) serves any cone size.
-A cone is searched with pixels of at most an eighth of its radius. For 15' that is order 11
-(1.7' pixels): the ~340 pixels that can touch the cone merge into ~31 ranges (38 at most) and
-cover 1.26 times the cone's area, so a dense cone reads 1.26 rows per star it returns. Order 8
-(13.7' pixels, a single range-friendly "few pixels") would read 6.4 times the cone, order 10
-1.54 times; order 12 reads 1.12 times but needs ~60 ranges, which PostgreSQL measured slower.
-Rows come back as numpy arrays (PostgreSQL binary COPY, SQLite tuples), never model objects,
-and the exact angular-distance filter follows.
+A dense catalog is searched with pixels of at most an eighth of the cone's radius. For 15'
+that is order 11 (1.7' pixels): the ~340 pixels that can touch the cone merge into ~31 ranges
+(38 at most) covering 1.26 times the cone's area, so a dense cone reads 1.26 rows per star it
+returns. Order 8 (13.7' pixels, the "few pixels" choice) would read 6.4 times the cone and
+order 10 1.54 times; order 12 reads 1.12 times but needs ~60 ranges, which PostgreSQL measured
+slower. A sparse catalog, where planning ranges costs more than reading rows, is searched at
+order 9 (about 9 ranges). Rows come back as numpy arrays (PostgreSQL binary COPY, SQLite
+tuples), never model objects, and the exact angular-distance filter follows.
 """
 
 import io
