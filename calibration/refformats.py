@@ -27,8 +27,8 @@ from gsafollowup.errors import BadInput
 
 from .surveys import BANDS
 
-#: About this many bytes of text are parsed at once (a few hundred thousand short rows).
-CHUNK_BYTES = 32 * 1024 * 1024
+#: About this many bytes of text are parsed at once (about 100,000 APASS rows, 300 MB of memory).
+CHUNK_BYTES = 16 * 1024 * 1024
 #: Rows per chunk for FITS tables.
 CHUNK_ROWS = 250_000
 #: Malformed rows skipped (and reported) before a file is refused.
