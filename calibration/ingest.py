@@ -66,10 +66,10 @@ def ingest_refcat(
                 catalog, replaced = _catalog_for(survey, version, replace, append)
                 footprint = references.footprint_bits(catalog.footprint)
                 stars = 0
-                with references.StarWriter(catalog.pk, bands) as writer:
+                with references.StarWriter(catalog.pk, bands, footprint) as writer:
                     for chunk in reader.chunks():
                         if len(chunk):
-                            references.mark_footprint(footprint, writer.write(chunk))
+                            writer.add(chunk)
                             stars += len(chunk)
                         if progress is not None:
                             progress(chunk.position, reader.size)

@@ -42,6 +42,8 @@ ORDER0_RESOLUTION = math.degrees(math.sqrt(4 * math.pi / 12))
 PIXELS_PER_RADIUS = 8
 #: The pixel search itself runs with pixels at most radius / 2 (order 9 for 15'), then refines.
 COARSE_PIXELS_PER_RADIUS = 2
+#: Stars are written in sorted batches of about this many bytes of arrays (1 M Gaia stars).
+BATCH_BYTES = 64 * 1024 * 1024
 #: A cone expected to hold fewer stars of a catalog than this is searched with the coarse pixels.
 FEW_ROWS = 2000
 #: A cone query names at most this many pixel ranges (neighbouring ones merge beyond it).
@@ -238,26 +240,30 @@ def loaded_surveys() -> list[dict]:
 
 
 class StarWriter:
-    """Writes the stars of one catalog chunk by chunk, inside the caller's transaction.
+    """Writes the stars of one catalog, inside the caller's transaction.
 
-    Rows go in sorted by pixel, so the stars of a cone sit together on disk. PostgreSQL gets a
-    binary COPY per chunk, sent by a background thread while Python parses the next chunk
-    (psycopg2 lets go of the GIL while the server works), so a load uses both cores. SQLite
-    gets executemany in the caller's thread: binding each row needs the GIL, and a second
-    thread measured slower. Use it as a context manager: leaving waits for the last COPY and
-    raises its error.
+    Stars are gathered into batches of about ``BATCH_BYTES`` and each batch goes in sorted by
+    pixel, so the stars of a cone sit together on disk even when the file is in no order
+    (the larger the batch, the fewer places a cone reads from). PostgreSQL gets a binary COPY
+    per batch, sent by a background thread while Python parses on (psycopg2 lets go of the GIL
+    while the server works), so a load uses both cores. SQLite gets executemany in the
+    caller's thread: binding each row needs the GIL, and a second thread measured slower. Use
+    it as a context manager: leaving writes the last batch, waits for the COPY and raises its
+    error. ``footprint`` (order-8 coverage bits) is updated as stars are written.
     """
 
-    def __init__(self, catalog_pk: int, bands: Sequence[str]):
+    def __init__(self, catalog_pk: int, bands: Sequence[str], footprint: np.ndarray):
         self.catalog_pk = catalog_pk
         self.bands = list(bands)
+        self.footprint = footprint
         self._postgres = connection.vendor == "postgresql"
+        self._pending: list[StarChunk] = []
         self._thread: threading.Thread | None = None
         self._failure: psycopg2.Error | None = None
         self._cursor = connection.cursor()
         if not self._postgres:
             # 64 MB of page cache instead of 2 MB keeps more of the index in memory between
-            # chunks (measured 5% faster on 4 M rows); the cache belongs to this connection only.
+            # batches (measured 5% faster on 4 M rows); the cache belongs to this connection only.
             self._cursor.execute("PRAGMA cache_size = -65536")
 
     def __enter__(self):
@@ -266,6 +272,7 @@ class StarWriter:
     def __exit__(self, exc_type, exc, traceback):
         try:
             if exc_type is None:
+                self.flush()
                 self.wait()
             elif self._thread is not None:
                 # The transaction is failing anyway: let the COPY end, keep the first error.
@@ -273,13 +280,27 @@ class StarWriter:
         finally:
             self._cursor.close()
 
-    def write(self, chunk: StarChunk) -> np.ndarray:
-        """Store a chunk of stars (in the background); returns their storage pixels."""
+    def add(self, chunk: StarChunk) -> None:
+        """Take a chunk of stars; a full batch is written."""
+        self._pending.append(chunk)
+        if sum(c.nbytes for c in self._pending) >= BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the gathered stars (in the background on PostgreSQL)."""
+        if not self._pending:
+            return
+        chunk, self._pending = StarChunk.join(self._pending), []
         pixels = healpix_index(chunk.ra, chunk.dec)
+        mark_footprint(self.footprint, pixels)
         order = np.argsort(pixels, kind="stable")
-        pixels = pixels[order]
         names = ["catalog_id", "healpix", "ra", "dec"]
-        columns = [np.full(len(pixels), self.catalog_pk, np.int64), pixels, chunk.ra[order], chunk.dec[order]]
+        columns = [
+            np.full(len(pixels), self.catalog_pk, np.int64),
+            pixels[order],
+            chunk.ra[order],
+            chunk.dec[order],
+        ]
         if chunk.source_id is not None:
             names.append("source_id")
             columns.append(chunk.source_id[order])
@@ -289,14 +310,13 @@ class StarWriter:
             columns += [chunk.mag[band][order].astype(np.float32), chunk.err[band][order].astype(np.float32)]
         if not self._postgres:
             self._cursor.executemany(insert_statement(names), insert_rows(columns))
-            return pixels
+            return
         statement = f"COPY {_TABLE} ({', '.join(names)}) FROM STDIN WITH (FORMAT binary)"
         data = binary_copy_data(columns)
         self.wait()
         # Django's connection belongs to this thread: the COPY thread gets psycopg2's own cursor.
         self._thread = threading.Thread(target=self._copy, args=(self._cursor.cursor, statement, data))
         self._thread.start()
-        return pixels
 
     def _copy(self, cursor, statement: str, data: bytes) -> None:
         try:

@@ -263,6 +263,27 @@ class StarChunk:
     def __len__(self) -> int:
         return len(self.ra)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        arrays = [self.ra, self.dec, *self.mag.values(), *self.err.values()]
+        return sum(a.nbytes for a in arrays) + (0 if self.source_id is None else self.source_id.nbytes)
+
+    @classmethod
+    def join(cls, chunks: list["StarChunk"]) -> "StarChunk":
+        """One chunk holding the stars of several, in order."""
+        if len(chunks) == 1:
+            return chunks[0]
+        first = chunks[0]
+        return cls(
+            ra=np.concatenate([c.ra for c in chunks]),
+            dec=np.concatenate([c.dec for c in chunks]),
+            source_id=None if first.source_id is None else np.concatenate([c.source_id for c in chunks]),
+            mag={band: np.concatenate([c.mag[band] for c in chunks]) for band in first.mag},
+            err={band: np.concatenate([c.err[band] for c in chunks]) for band in first.err},
+            position=chunks[-1].position,
+        )
+
 
 def _open_text(path: Path) -> tuple[io.TextIOWrapper, io.BufferedReader]:
     """A text stream of the file (gunzipped when it is gzip), and the raw file for progress."""

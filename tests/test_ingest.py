@@ -338,7 +338,9 @@ def test_append_adds_a_file_to_the_catalog(db):
 def test_readers_see_old_or_new_never_a_mixture(tmp_path, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("needs a second connection reading while the first writes (PostgreSQL)")
+    # Small chunks, each written at once: the reader looks between writes.
     monkeypatch.setattr("calibration.refformats.CHUNK_BYTES", 16384)
+    monkeypatch.setattr("calibration.references.BATCH_BYTES", 1)
     ingest_refcat("APASS", APASS)
     old = stars_of("APASS").count()
     seen = []
