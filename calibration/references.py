@@ -42,8 +42,10 @@ ORDER0_RESOLUTION = math.degrees(math.sqrt(4 * math.pi / 12))
 PIXELS_PER_RADIUS = 8
 #: The pixel search itself runs with pixels at most radius / 2 (order 9 for 15'), then refines.
 COARSE_PIXELS_PER_RADIUS = 2
-#: Stars are written in sorted batches of about this many bytes of arrays (1 M Gaia stars).
+#: Stars are written in sorted batches of about this many bytes of arrays (1 M Gaia stars),
 BATCH_BYTES = 64 * 1024 * 1024
+#: each sent this many rows at a time, which keeps the encoding's temporary arrays small.
+WRITE_ROWS = 100_000
 #: A cone expected to hold fewer stars of a catalog than this is searched with the coarse pixels.
 FEW_ROWS = 2000
 #: A cone query names at most this many pixel ranges (neighbouring ones merge beyond it).
@@ -247,9 +249,10 @@ class StarWriter:
     (the larger the batch, the fewer places a cone reads from). PostgreSQL gets a binary COPY
     per batch, sent by a background thread while Python parses on (psycopg2 lets go of the GIL
     while the server works), so a load uses both cores. SQLite gets executemany in the
-    caller's thread: binding each row needs the GIL, and a second thread measured slower. Use
-    it as a context manager: leaving writes the last batch, waits for the COPY and raises its
-    error. ``footprint`` (order-8 coverage bits) is updated as stars are written.
+    caller's thread: binding each row needs the GIL, and a second thread measured slower. Both
+    send ``WRITE_ROWS`` rows at a time. Use it as a context manager: leaving writes the last
+    batch, waits for the COPY and raises its error. ``footprint`` (order-8 coverage bits) is
+    updated as stars are written.
     """
 
     def __init__(self, catalog_pk: int, bands: Sequence[str], footprint: np.ndarray):
@@ -309,18 +312,27 @@ class StarWriter:
             # Stored as 4-byte floats on both databases, so both give back the same numbers.
             columns += [chunk.mag[band][order].astype(np.float32), chunk.err[band][order].astype(np.float32)]
         if not self._postgres:
-            self._cursor.executemany(insert_statement(names), insert_rows(columns))
+            statement = insert_statement(names)
+            for start in range(0, len(pixels), WRITE_ROWS):
+                self._cursor.executemany(
+                    statement, insert_rows([c[start : start + WRITE_ROWS] for c in columns])
+                )
             return
         statement = f"COPY {_TABLE} ({', '.join(names)}) FROM STDIN WITH (FORMAT binary)"
-        data = binary_copy_data(columns)
+        # Encoding here, not in the COPY thread, measured 30% faster: numpy holds the GIL often.
+        data = [
+            binary_copy_data([c[start : start + WRITE_ROWS] for c in columns])
+            for start in range(0, len(pixels), WRITE_ROWS)
+        ]
         self.wait()
         # Django's connection belongs to this thread: the COPY thread gets psycopg2's own cursor.
         self._thread = threading.Thread(target=self._copy, args=(self._cursor.cursor, statement, data))
         self._thread.start()
 
-    def _copy(self, cursor, statement: str, data: bytes) -> None:
+    def _copy(self, cursor, statement: str, data: list[bytes]) -> None:
         try:
-            cursor.copy_expert(statement, io.BytesIO(data), size=1 << 20)
+            for part in data:
+                cursor.copy_expert(statement, io.BytesIO(part), size=1 << 20)
         except psycopg2.Error as error:
             self._failure = error
 
