@@ -490,18 +490,22 @@ class ReferenceFileReader:
 
     def _open_table(self, columns) -> None:
         self.format = generic_format(columns)
-        if self.kind == "fits":
-            self._hdul = fits.open(self.path, memmap=True)
-            self._open.append(self._hdul)
-            hdu = next((h for h in self._hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
-            if hdu is None:
-                raise BadReferenceFile(f"{self.path.name} holds no FITS table.")
-            self._table = hdu.data
-            names = list(hdu.columns.names)
-        else:
-            # VOTable is XML: astropy reads it whole, so very large tables belong in CSV or FITS.
-            self._table = Table.read(self.path, format="votable")
-            names = list(self._table.colnames)
+        try:
+            if self.kind == "fits":
+                self._hdul = fits.open(self.path, memmap=True)
+                self._open.append(self._hdul)
+                hdu = next((h for h in self._hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU)), None)
+                if hdu is None:
+                    raise BadReferenceFile(f"{self.path.name} holds no FITS table.")
+                self._table = hdu.data
+                names = list(hdu.columns.names)
+            else:
+                # VOTable is XML: astropy reads it whole, so very large tables belong in CSV or FITS.
+                self._table = Table.read(self.path, format="votable")
+                names = list(self._table.colnames)
+        except (OSError, ValueError) as error:
+            kind = self.kind.upper()
+            raise BadReferenceFile(f"{self.path.name} cannot be read as {kind}: {error}") from None
         self.names = names
         self.size = len(self._table)
         self._bind_columns(_Lookup(names))

@@ -272,6 +272,16 @@ def test_binary_and_non_utf8_files(db, tmp_path):
     refused("APASS", path, "is a FITS file: use --format generic")
 
 
+@pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
+def test_damaged_fits_and_votable(db, tmp_path):
+    fits_file = tmp_path / "broken.fits"
+    fits_file.write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    refused("2MASS", fits_file, "cannot be read as FITS", columns=TWOMASS_COLUMNS)
+    votable = tmp_path / "broken.xml"
+    votable.write_text('<?xml version="1.0"?>\n<VOTABLE><RESOURCE><TABLE>')
+    refused("2MASS", votable, "cannot be read as VOTABLE", columns=TWOMASS_COLUMNS)
+
+
 def test_truncated_gzip(db, tmp_path):
     data = gzip.compress(APASS.read_bytes())
     path = tmp_path / "apass.csv.gz"
