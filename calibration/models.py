@@ -1,7 +1,121 @@
-"""What is measured: calibrated follow-up points (and, later, reference stars)."""
+"""What is measured: reference catalogs and their stars, and calibrated follow-up points."""
 
 from django.db import models
 from django.db.models import Q
+
+from .surveys import BANDS, SURVEYS
+
+#: The database column (without the ``_mag``/``_err`` suffix) of each standard band. SQLite
+#: compares column names without regard to case, so u/U, g/G, r/R and i/I need distinct names.
+BAND_COLUMN = {
+    "u": "u",
+    "g": "g",
+    "r": "r",
+    "i": "i",
+    "z": "z",
+    "y": "y",
+    "U": "johnson_u",
+    "B": "johnson_b",
+    "V": "johnson_v",
+    "R": "cousins_r",
+    "I": "cousins_i",
+    "G": "gaia_g",
+    "BP": "gaia_bp",
+    "RP": "gaia_rp",
+    "J": "j",
+    "H": "h",
+    "K": "k",
+}
+assert set(BAND_COLUMN) == set(BANDS)
+
+
+def mag_column(band: str) -> str:
+    """Name of the magnitude column of a standard band, e.g. ``johnson_v_mag`` for V."""
+    return f"{BAND_COLUMN[band]}_mag"
+
+
+def err_column(band: str) -> str:
+    """Name of the magnitude-error column of a standard band, e.g. ``johnson_v_err`` for V."""
+    return f"{BAND_COLUMN[band]}_err"
+
+
+class RealField(models.FloatField):
+    """A 4-byte float (SQL REAL): 7 digits hold any magnitude, and half the width halves what a cone reads."""
+
+    def db_type(self, connection):
+        return "real"
+
+
+def _mag(band: str) -> RealField:
+    return RealField(null=True, blank=True, help_text=f"{band} magnitude")
+
+
+def _err(band: str) -> RealField:
+    return RealField(null=True, blank=True, help_text=f"{band} magnitude error")
+
+
+class ReferenceCatalog(models.Model):
+    """One loaded reference survey (one per survey name): what it provides and where it came from."""
+
+    survey = models.CharField(max_length=20, unique=True, choices=[(name, name) for name in SURVEYS])
+    version = models.CharField(max_length=40, blank=True, help_text="Survey release, e.g. DR10")
+    bands = models.JSONField(default=list, help_text="Standard band names it provides, in standard order")
+    stars = models.BigIntegerField(default=0)
+    coverage_deg2 = models.FloatField(default=0.0, help_text="Sky area holding its stars, square degrees")
+    footprint = models.BinaryField(
+        default=bytes, help_text="zlib-packed bitmap of the HEALPix order-8 pixels holding stars"
+    )
+    files = models.JSONField(default=list, help_text="The files ingested: name, format, stars, time")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["survey"]
+
+    def __str__(self) -> str:
+        return f"{self.survey} {self.version} ({self.stars} stars)".replace("  ", " ")
+
+
+class ReferenceStar(models.Model):
+    """A star of a reference catalog: position, HEALPix index, and magnitude + error per standard band.
+
+    Columns of bands the catalog lacks stay NULL. The composite index (catalog, healpix) serves the
+    cone search, so the foreign key needs no index of its own. Nor a database constraint: stars
+    are written only by the ingest, with their catalog, in one transaction, and PostgreSQL would
+    otherwise check every row at commit (about 5 s per million stars, a third of the load).
+    """
+
+    catalog = models.ForeignKey(
+        ReferenceCatalog, on_delete=models.CASCADE, db_index=False, db_constraint=False, related_name="+"
+    )
+    healpix = models.BigIntegerField(help_text="HEALPix nested pixel at order 16 (3.2 arcsec)")
+    ra = models.FloatField(help_text="Degrees, ICRS")
+    dec = models.FloatField(help_text="Degrees, ICRS")
+    source_id = models.BigIntegerField(null=True, blank=True, help_text="The survey's own identifier")
+
+    u_mag, u_err = _mag("u"), _err("u")
+    g_mag, g_err = _mag("g"), _err("g")
+    r_mag, r_err = _mag("r"), _err("r")
+    i_mag, i_err = _mag("i"), _err("i")
+    z_mag, z_err = _mag("z"), _err("z")
+    y_mag, y_err = _mag("y"), _err("y")
+    johnson_u_mag, johnson_u_err = _mag("U"), _err("U")
+    johnson_b_mag, johnson_b_err = _mag("B"), _err("B")
+    johnson_v_mag, johnson_v_err = _mag("V"), _err("V")
+    cousins_r_mag, cousins_r_err = _mag("R"), _err("R")
+    cousins_i_mag, cousins_i_err = _mag("I"), _err("I")
+    gaia_g_mag, gaia_g_err = _mag("G"), _err("G")
+    gaia_bp_mag, gaia_bp_err = _mag("BP"), _err("BP")
+    gaia_rp_mag, gaia_rp_err = _mag("RP"), _err("RP")
+    j_mag, j_err = _mag("J"), _err("J")
+    h_mag, h_err = _mag("H"), _err("H")
+    k_mag, k_err = _mag("K"), _err("K")
+
+    class Meta:
+        indexes = [models.Index(fields=["catalog", "healpix"], name="refstar_catalog_healpix")]
+
+    def __str__(self) -> str:
+        return f"star {self.source_id or self.pk} at ({self.ra:.6f}, {self.dec:+.6f})"
 
 
 class FollowupPointQuerySet(models.QuerySet):

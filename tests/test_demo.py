@@ -6,6 +6,8 @@ from io import StringIO
 from django.core.management import call_command
 
 from alerts.models import Alert
+from calibration.models import ReferenceStar
+from calibration.references import loaded_surveys
 from observers.models import Hashtag
 
 
@@ -21,8 +23,10 @@ def run_demo() -> str:
 def test_demo_loads_real_alerts_and_prints_a_working_hashtag(db, client):
     first = run_demo()
     assert Alert.objects.count() == 676
+    assert [(s["survey"], s["stars"]) for s in loaded_surveys()] == [("APASS", 2865)]
     second = run_demo()
     assert Alert.objects.count() == 676
+    assert ReferenceStar.objects.count() == 2865
     # Only the newest demo hashtag works.
     assert Hashtag.objects.find(first) is None
     assert Hashtag.objects.find(second) is not None

@@ -6,11 +6,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from alerts.services import import_legacy_alerts, load_legacy_alert_file
+from calibration.ingest import ingest_refcat
+from calibration.models import ReferenceCatalog
 from observers.models import Hashtag, Observatory
 from observers.services import create_observatory
 
 DEMO_DIR = Path(settings.BASE_DIR) / "demo"
 DEMO_PREFIX = "DEMO"
+DEMO_REFERENCES = DEMO_DIR / "apass-dr10-grb210605a-field.csv"
 
 
 class Command(BaseCommand):
@@ -22,6 +25,14 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         counts = import_legacy_alerts(load_legacy_alert_file(DEMO_DIR / "list_of_alerts.json"))
         self.stdout.write(f"Legacy alerts: {counts['created']} new, {counts['unchanged']} already loaded.")
+        apass = ReferenceCatalog.objects.filter(survey="APASS").first()
+        if apass is None:
+            loaded = ingest_refcat("APASS", DEMO_REFERENCES, format_name="apass-dr10")
+            self.stdout.write(
+                f"Reference stars: APASS {loaded.version}, {loaded.stars} stars (GRB 210605A field)."
+            )
+        else:
+            self.stdout.write(f"Reference stars: APASS {apass.version}, {apass.stars} stars already loaded.")
         observatory = Observatory.objects.filter(prefix=DEMO_PREFIX).first()
         if observatory is None:
             observatory, _ = create_observatory(
