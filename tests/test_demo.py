@@ -26,5 +26,7 @@ def test_demo_loads_real_alerts_and_prints_a_working_hashtag(db, client):
     # Only the newest demo hashtag works.
     assert Hashtag.objects.find(first) is None
     assert Hashtag.objects.find(second) is not None
-    response = client.post("/cgi/newevent", {"EventID": "ivo://demo-check", "ra": "1", "dec": "2", "hashtag": second})
+    response = client.post(
+        "/cgi/newevent", {"EventID": "ivo://demo-check", "ra": "1", "dec": "2", "hashtag": second}
+    )
     assert response.status_code == 201
