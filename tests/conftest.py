@@ -1,8 +1,11 @@
 """Shared fixtures: observatories with hashtags, curators, and the real data files."""
 
+import json
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 DATA = Path(__file__).parent / "data"
 # The cache (wrong-hashtag counters) is a database table, so each test's rollback empties it.
@@ -44,3 +47,28 @@ def alert(db):
     from alerts.models import Alert
 
     return Alert.objects.create(ivorn="ivo://Gaia16aye", ra=296.0, dec=30.0)
+
+
+LEGACY = DATA / "cpcs-legacy"
+
+
+def import_legacy_lightcurve(alert_id: int) -> str:
+    """Import one real legacy light curve and just its alert (quicker than the whole list)."""
+    from alerts.services import import_legacy_alerts
+
+    entries = json.loads((LEGACY / "list_of_alerts.json").read_text())
+    import_legacy_alerts([entry for entry in entries if entry["id"] == alert_id])
+    out = StringIO()
+    path = LEGACY / "lightcurves" / f"alert-{alert_id}.json"
+    call_command("import_legacy_lightcurves", str(path), stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def asassn14gy(db):
+    """Alert 25477 (ASASSN-14gy) with its three real points: two detections and a limit."""
+    from alerts.models import Alert
+
+    import_legacy_lightcurve(25477)
+    return Alert.objects.get(pk=25477)
+
