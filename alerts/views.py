@@ -1,4 +1,4 @@
-"""Public alert pages (list, light-curve data) and the web form for new events."""
+"""Public alert pages (list, light curves and their data) and the web form for new events."""
 
 import json
 
@@ -15,6 +15,7 @@ from observers.forms import HashtagLoginForm
 from .forms import NewEventForm
 from .lightcurves import export_lightcurve, find_alert, load_lightcurve
 from .models import Alert
+from .pages import lightcurve_page
 from .services import create_alert, legacy_time
 
 
@@ -107,3 +108,10 @@ def lightcurve_data(request):
         response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
     return response
 
+
+@require_safe
+@plain_text_errors
+def lightcurve(request):
+    """GET /get_alert_lc: the alert's page with its interactive light curve and table of points."""
+    alert, _ = find_alert(request.GET)
+    return render(request, "alerts/lightcurve.html", lightcurve_page(load_lightcurve(alert), request.user))

@@ -27,4 +27,4 @@ def test_plotly_js_is_served_by_the_project(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "staticfiles.json").read_text())
-    assert "vendor/plotly/plotly.min.js" in manifest["paths"]
+    assert "vendor/plotly/plotly.min.js" in manifest["paths"] and "js/lightcurve.js" in manifest["paths"]
