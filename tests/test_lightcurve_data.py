@@ -201,3 +201,10 @@ def test_votable_writer_does_not_corrupt_memory():
     env = {**os.environ, "PYTHONMALLOC": "debug", "DJANGO_SETTINGS_MODULE": "gsafollowup.settings"}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_demo_loads_the_real_light_curves(db):
+    call_command("demo", stdout=StringIO())
+    call_command("demo", stdout=StringIO())
+    assert FollowupPoint.objects.filter(imported=True).count() == 745
+    assert FollowupPoint.objects.filter(alert_id=25463).count() == 230

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from alerts.services import import_legacy_alerts, load_legacy_alert_file
+from calibration.legacy_points import ImportCounts, import_legacy_file, legacy_files
 from observers.models import Hashtag, Observatory
 from observers.services import create_observatory
 
@@ -22,6 +23,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         counts = import_legacy_alerts(load_legacy_alert_file(DEMO_DIR / "list_of_alerts.json"))
         self.stdout.write(f"Legacy alerts: {counts['created']} new, {counts['unchanged']} already loaded.")
+        # Real light curves of the old server, so that a newcomer sees data at once.
+        points = ImportCounts()
+        for path in legacy_files(DEMO_DIR / "lightcurves"):
+            points.add(import_legacy_file(path)[1])
+        self.stdout.write(f"Light curves: {points.created} points new, {points.unchanged} already loaded.")
         observatory = Observatory.objects.filter(prefix=DEMO_PREFIX).first()
         if observatory is None:
             observatory, _ = create_observatory(
