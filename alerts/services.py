@@ -114,11 +114,15 @@ def import_legacy_alerts(entries: list[dict]) -> dict[str, int]:
         else:
             counts["conflicts"] += 1
     if counts["created"]:
-        # Explicit ids do not advance PostgreSQL sequences; move them past the imported ids.
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [Alert]):
-                cursor.execute(sql)
+        reset_sequences(Alert)
     return counts
+
+
+def reset_sequences(*models) -> None:
+    """Move the id sequences past rows inserted with explicit ids (PostgreSQL does not by itself)."""
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), list(models)):
+            cursor.execute(sql)
 
 
 def load_legacy_alert_file(path) -> list[dict]:

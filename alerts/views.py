@@ -1,4 +1,4 @@
-"""Public alert pages and the web form for new events."""
+"""Public alert pages (list, light curves and their data) and the web form for new events."""
 
 import json
 
@@ -6,12 +6,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from gsafollowup.errors import DomainError
+from gsafollowup.http import plain_text_errors
 from observers.forms import HashtagLoginForm
 
 from .forms import NewEventForm
+from .lightcurves import export_lightcurve, find_alert, load_lightcurve
 from .models import Alert
+from .pages import lightcurve_page
 from .services import create_alert, legacy_time
 
 
@@ -91,3 +95,23 @@ def new_event(request):
             messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}).")
             return redirect("alert-list")
     return render(request, "alerts/new_event.html", {"form": form})
+
+
+@require_safe
+@plain_text_errors
+def lightcurve_data(request):
+    """GET /get_alert_lc_data: the legacy JSON arrays, or ?format=csv, ecsv or votable."""
+    alert, name = find_alert(request.GET)
+    download = export_lightcurve(load_lightcurve(alert), request.GET.get("format"), alert_name=name)
+    response = HttpResponse(download.body, content_type=download.content_type)
+    if download.filename:
+        response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    return response
+
+
+@require_safe
+@plain_text_errors
+def lightcurve(request):
+    """GET /get_alert_lc: the alert's page with its interactive light curve and table of points."""
+    alert, _ = find_alert(request.GET)
+    return render(request, "alerts/lightcurve.html", lightcurve_page(load_lightcurve(alert), request.user))

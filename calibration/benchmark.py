@@ -630,7 +630,10 @@ def real_pair() -> tuple[list[str], dict]:
     }
     r = result
     lines = [
-        f"real pair: {REAL_CATALOG.name} ({len(catalog)} sources) vs {REAL_REFERENCES.name} ({len(apass)} stars)",
+        (
+            f"real pair: {REAL_CATALOG.name} ({len(catalog)} sources)"
+            f" vs {REAL_REFERENCES.name} ({len(apass)} stars)"
+        ),
         (
             f'  APASS/g forced; matched calibrators {n}, used {r.npoints}, radius {r.radius_arcsec:.2f}",'
             f' offset ({r.offset_ra_arcsec:+.2f}, {r.offset_dec_arcsec:+.2f})"'
@@ -657,7 +660,8 @@ def real_pair() -> tuple[list[str], dict]:
             f" |pull|<1 {np.mean(within < 1):.2f}, <2 {np.mean(within < 2):.2f}"
         )
     lines.append(
-        f"  a bright matched star (inst {inst[pick]:.3f} +- {inst_err[pick]:.4f}, {r.colour} {colour[pick]:.2f}):"
+        f"  a bright matched star (inst {inst[pick]:.3f} +- {inst_err[pick]:.4f},"
+        f" {r.colour} {colour[pick]:.2f}):"
         f" calibrated {predicted[pick]:.3f} (left out of the fit)"
         f" vs APASS g {ref_mag[pick]:.3f} +- {ref_err[pick]:.3f}"
     )

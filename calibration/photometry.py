@@ -510,7 +510,7 @@ def _iterate(data: _BandData, a: float, slope: float, outliers: _Outliers, most:
     """EM iterations to convergence (or ``most``); returns (ZP, C, iterations, log-likelihood)."""
     y, x, model = data.y, data.x, data.model
     iterations = 0
-    for iterations in range(1, most + 1):
+    for iterations in range(1, most + 1):  # noqa: B007 (the count is returned)
         variance = model.variance(slope)
         core, outlier, negative, _ = outliers.memberships(y - a - slope * x, variance)
         weight = core / variance

@@ -4,6 +4,7 @@ Legacy endpoints answer errors as one short line of plain text (old clients prin
 the REST API answers ``{"error": {"code": ..., "message": ...}}``.
 """
 
+import functools
 import logging
 
 from django.core.exceptions import RequestDataTooBig
@@ -126,3 +127,16 @@ class LegacyView(APIView):
         if wants_json(request):
             return JsonResponse(payload, status=status, json_dumps_params={"allow_nan": False})
         return render(request._request, template, context, status=status)
+
+
+def plain_text_errors(view):
+    """Answer the domain errors of a plain Django view as the legacy one-line plain-text body."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as error:
+            return plain_error(error)
+
+    return wrapper

@@ -1,8 +1,13 @@
 """Shared fixtures: observatories with hashtags, curators, and the real data files."""
 
+import json
+import os
+from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import call_command
 
 DATA = Path(__file__).parent / "data"
 # The cache (wrong-hashtag counters) is a database table, so each test's rollback empties it.
@@ -44,3 +49,100 @@ def alert(db):
     from alerts.models import Alert
 
     return Alert.objects.create(ivorn="ivo://Gaia16aye", ra=296.0, dec=30.0)
+
+
+LEGACY = DATA / "cpcs-legacy"
+
+
+def import_legacy_lightcurve(alert_id: int) -> str:
+    """Import one real legacy light curve and just its alert (quicker than the whole list)."""
+    from alerts.services import import_legacy_alerts
+
+    entries = json.loads((LEGACY / "list_of_alerts.json").read_text())
+    import_legacy_alerts([entry for entry in entries if entry["id"] == alert_id])
+    out = StringIO()
+    path = LEGACY / "lightcurves" / f"alert-{alert_id}.json"
+    call_command("import_legacy_lightcurves", str(path), stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def asassn14gy(db):
+    """Alert 25477 (ASASSN-14gy) with its three real points: two detections and a limit."""
+    from alerts.models import Alert
+
+    import_legacy_lightcurve(25477)
+    return Alert.objects.get(pk=25477)
+
+
+# Browser tests: Debian's Chromium driven by Playwright against pytest-django's live server.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOST = "127.0.0.1"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "artifacts"
+# The live server must listen where the browser may go: only 127.0.0.1.
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", LOCAL_HOST)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's); skipped where it is missing, except in CI where it must be."""
+    if not os.access(CHROMIUM, os.X_OK):
+        reason = f"{CHROMIUM} not found: apt-get install chromium to run the browser tests"
+        if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " (required in CI)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread, so Django's async-safety check
+    # would refuse the tests' own (synchronous) ORM calls. Browser tests run last (see
+    # pytest_collection_modifyitems), so this setting never reaches the other tests.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        # launch() gives Chromium a fresh temporary user-data directory of its own.
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the browser tests last, after every test that does not need Playwright's event loop."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture
+def outside_requests():
+    """URLs the browser tried to reach outside 127.0.0.1 (refused by the page fixture)."""
+    return []
+
+
+@pytest.fixture
+def page(browser, live_server, outside_requests):
+    """A fresh browser tab; every request is intercepted and any outside 127.0.0.1 is refused."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside = outside_requests
+
+    def only_local(route):
+        if urlsplit(route.request.url).hostname == LOCAL_HOST:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+    assert outside == [], f"the page requested outside {LOCAL_HOST}: {outside}"

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from alerts.services import import_legacy_alerts, load_legacy_alert_file
 from calibration.ingest import ingest_refcat
+from calibration.legacy_points import ImportCounts, import_legacy_file, legacy_files
 from calibration.models import ReferenceCatalog
 from observers.models import Hashtag, Observatory
 from observers.services import create_observatory
@@ -33,6 +34,11 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Reference stars: APASS {apass.version}, {apass.stars} stars already loaded.")
+        # Real light curves of the old server, so that a newcomer sees data at once.
+        points = ImportCounts()
+        for path in legacy_files(DEMO_DIR / "lightcurves"):
+            points.add(import_legacy_file(path)[1])
+        self.stdout.write(f"Light curves: {points.created} points new, {points.unchanged} already loaded.")
         observatory = Observatory.objects.filter(prefix=DEMO_PREFIX).first()
         if observatory is None:
             observatory, _ = create_observatory(
