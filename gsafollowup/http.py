@@ -122,10 +122,10 @@ class LegacyView(APIView):
             raise exc
         return plain_error(error)
 
-    def respond(self, request, payload: dict, template: str, context: dict, status: int = 200):
+    def respond(self, request, payload: dict | list, template: str, context: dict, status: int = 200):
         """JSON for outputFormat=json, otherwise the HTML page."""
         if wants_json(request):
-            return JsonResponse(payload, status=status, json_dumps_params={"allow_nan": False})
+            return JsonResponse(payload, status=status, safe=False, json_dumps_params={"allow_nan": False})
         return render(request._request, template, context, status=status)
 
 

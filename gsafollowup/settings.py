@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "gsafollowup.middleware.UploadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -157,6 +158,11 @@ MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", "50"))
 # Django refuses bodies above this before any view runs; uploads are streamed to disk beyond 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(MAX_UPLOAD_MB * 1024 * 1024) + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_HANDLERS = [
+    "calibration.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Wrong-hashtag throttle: this many failures per client address within the window lock it out.
 HASHTAG_FAILURE_LIMIT = int(os.environ.get("HASHTAG_FAILURE_LIMIT", "10"))

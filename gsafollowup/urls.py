@@ -5,6 +5,8 @@ from django.urls import include, path
 
 from alerts import views as alert_views
 from alerts.legacy import NewEventView
+from calibration import views as calibration_views
+from calibration.legacy import DelPointView, FollowupListView, UploadView
 from observers import views as observer_views
 
 site = [
@@ -16,6 +18,12 @@ site = [
     path("get_alert_lc_data", alert_views.lightcurve_data, name="lightcurve-data"),
     path("newevent/", alert_views.new_event, name="new-event"),
     path("cgi/newevent", NewEventView.as_view(), name="cgi-newevent"),
+    path("cgi/upload", UploadView.as_view(), name="cgi-upload"),
+    path("cgi/delpoint", DelPointView.as_view(), name="cgi-delpoint"),
+    path("list_of_followups", FollowupListView.as_view(), name="followup-list"),
+    path("upload/", calibration_views.upload, name="upload"),
+    path("followup_plot/<int:pk>.png", calibration_views.point_plot, name="followup-plot"),
+    path("followup_point/<int:pk>/", calibration_views.point_detail, name="followup-point"),
 ]
 
 urlpatterns = [

@@ -1,0 +1,146 @@
+"""Input parsing for uploads, shared by the legacy endpoint (DRF serializer) and the web form."""
+
+import math
+import time
+
+from django import forms
+from rest_framework import serializers
+
+from gsafollowup.errors import BadInput
+
+#: MJD of 1900-01-01; no CCD photometry is older.
+MIN_MJD = 15020.0
+MAX_MATCH_ARCSEC = 30.0
+MAX_EXPTIME = 1e6
+
+
+def current_mjd() -> float:
+    return time.time() / 86400.0 + 40587.0
+
+
+def parse_mjd(value) -> float:
+    """MJD of the observation: a finite float between 1900 and tomorrow."""
+    mjd = parse_float(value, "MJD")
+    if mjd is None:
+        raise BadInput("MJD is missing: give the observation's Modified Julian Date.")
+    if not MIN_MJD <= mjd <= current_mjd() + 1.0:
+        raise BadInput(f"MJD {mjd:g} is not a plausible observation date (1900 to now).")
+    return mjd
+
+
+def parse_float(value, name: str) -> float | None:
+    """A finite float, None for an empty value, BadInput otherwise."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise BadInput(f"{name} must be a number, not {str(value)[:20]!r}.") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{name} must be a finite number.")
+    return number
+
+
+def parse_exptime(value) -> float | None:
+    exptime = parse_float(value, "expTime")
+    if exptime is not None and not 0 < exptime <= MAX_EXPTIME:
+        raise BadInput("expTime must be a positive number of seconds.")
+    return exptime
+
+
+def parse_match_dist(value) -> float | None:
+    """Matching radius in arcsec; None (automatic) for empty, 'auto' or a negative value."""
+    if value is not None and str(value).strip().lower() == "auto":
+        return None
+    radius = parse_float(value, "matchDist")
+    if radius is None or radius < 0:
+        return None
+    if radius == 0 or radius > MAX_MATCH_ARCSEC:
+        raise BadInput(f"matchDist must be between 0 and {MAX_MATCH_ARCSEC:g} arcsec (or negative for auto).")
+    return radius
+
+
+def parse_flag(value, name: str) -> bool:
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise BadInput(f"{name} must be 0 or 1.")
+
+
+def parse_output_format(value) -> str:
+    text = str(value or "html").strip().lower()
+    if text not in ("json", "html"):
+        raise BadInput("outputFormat must be json or html.")
+    return text
+
+
+def upload_arguments(data: dict) -> dict:
+    """Turn raw upload fields (legacy names) into the service's keyword arguments."""
+    return {
+        "ivorn": str(data.get("EventID") or ""),
+        "mjd": parse_mjd(data.get("MJD")),
+        "exptime": parse_exptime(data.get("expTime")),
+        "match_dist": parse_match_dist(data.get("matchDist")),
+        "force_filter": str(data.get("forceFilter") or "no").strip() or "no",
+        "dry_run": parse_flag(data.get("dryRun"), "dryRun"),
+        "comment": str(data.get("comment") or "").strip(),
+    }
+
+
+class UploadSerializer(serializers.Serializer):
+    """The legacy multipart fields; unknown extra fields are ignored."""
+
+    sexCat = serializers.FileField(allow_empty_file=True)
+    EventID = serializers.CharField(max_length=1000, trim_whitespace=True, required=False, default="")
+    MJD = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    expTime = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    matchDist = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    dryRun = serializers.CharField(max_length=10, required=False, allow_blank=True, default="")
+    forceFilter = serializers.CharField(max_length=50, required=False, allow_blank=True, default="no")
+    outputFormat = serializers.CharField(max_length=10, required=False, allow_blank=True, default="html")
+    noPlot = serializers.CharField(max_length=10, required=False, allow_blank=True, default="")
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data):
+        if not data.get("sexCat") and not getattr(data, "getlist", lambda _k: [])("sexCat"):
+            raise BadInput("sexCat is missing: attach the catalog file (-F sexCat=@file.cat).")
+        values = super().to_internal_value(data)
+        values.update(upload_arguments(values))
+        values["no_plot"] = parse_flag(values.get("noPlot"), "noPlot")
+        values["output_format"] = parse_output_format(values.get("outputFormat"))
+        return values
+
+
+class UploadForm(forms.Form):
+    """The web upload form: the same fields as the legacy endpoint."""
+
+    EventID = forms.CharField(label="Alert (IVORN)", max_length=255)
+    sexCat = forms.FileField(
+        label="Source catalog", help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC"
+    )
+    MJD = forms.CharField(label="MJD of the observation")
+    expTime = forms.CharField(label="Exposure time (s)", required=False)
+    matchDist = forms.CharField(
+        label="Matching radius (arcsec)",
+        required=False,
+        initial="auto",
+        help_text="auto, or a radius in arcsec",
+    )
+    forceFilter = forms.CharField(
+        label="Band",
+        required=False,
+        initial="no",
+        help_text="no (automatic), SURVEY/BAND, SURVEY/any or any/BAND",
+    )
+    dryRun = forms.BooleanField(label="Dry run (store nothing)", required=False)
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        data = super().clean()
+        try:
+            data.update(upload_arguments({**data, "dryRun": "1" if data.get("dryRun") else "0"}))
+        except BadInput as error:
+            raise forms.ValidationError(error.message) from None
+        return data

@@ -1,0 +1,153 @@
+"""Calibration diagnostic plots from plain arrays: an interactive plotly figure and a PNG.
+
+The PNG (for ``image_link``) is drawn with matplotlib's Agg backend: it needs no browser and
+no network, so it works on any fresh machine.
+"""
+
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+
+def _stars(details: dict) -> dict[str, np.ndarray]:
+    stars = details.get("stars") or {}
+    columns = {}
+    for key in ("ref_mag", "inst_mag", "colour", "residual", "ref_err", "inst_err"):
+        columns[key] = np.array([np.nan if v is None else v for v in stars.get(key, [])], dtype=float)
+    columns["is_outlier"] = np.array(stars.get("is_outlier", []), dtype=bool)
+    return columns
+
+
+def _title(details: dict) -> str:
+    band = f"{details.get('survey', '?')}/{details.get('filter', '?')}"
+    zp = details.get("zeropoint")
+    scatter = details.get("scatter")
+    text = f"{band}: ZP {zp:.3f}" if zp is not None else band
+    if details.get("colour_term") is not None and details.get("colour"):
+        text += f", C={details['colour_term']:+.3f} ({details['colour']})"
+    if scatter is not None:
+        text += f", scatter {scatter:.3f} mag, {details.get('npoints', 0)} stars"
+    return text
+
+
+def calibration_figure(details: dict) -> go.Figure:
+    """Reference vs instrumental magnitude; residuals vs magnitude and colour; outliers and target marked."""
+    s = _stars(details)
+    good, bad = ~s["is_outlier"], s["is_outlier"]
+    figure = make_subplots(
+        rows=1,
+        cols=3,
+        horizontal_spacing=0.07,
+        subplot_titles=("reference vs instrumental", "residual vs reference mag", "residual vs colour"),
+    )
+    for mask, name, colour in ((good, "calibrators", "#1f77b4"), (bad, "outliers", "#d62728")):
+        if not mask.any():
+            continue
+        common = {
+            "mode": "markers",
+            "name": name,
+            "legendgroup": name,
+            "marker": {"color": colour, "size": 6, "symbol": "circle" if name == "calibrators" else "x"},
+        }
+        figure.add_trace(
+            go.Scattergl(
+                x=s["inst_mag"][mask],
+                y=s["ref_mag"][mask],
+                error_y={"array": s["ref_err"][mask], "thickness": 1},
+                **common,
+            ),
+            row=1,
+            col=1,
+        )
+        figure.add_trace(
+            go.Scattergl(x=s["ref_mag"][mask], y=s["residual"][mask], showlegend=False, **common),
+            row=1,
+            col=2,
+        )
+        if np.isfinite(s["colour"][mask]).any():
+            figure.add_trace(
+                go.Scattergl(x=s["colour"][mask], y=s["residual"][mask], showlegend=False, **common),
+                row=1,
+                col=3,
+            )
+    inst = details.get("inst_mag")
+    if inst is not None and not details.get("is_limit"):
+        figure.add_trace(
+            go.Scatter(
+                x=[inst],
+                y=[details["mag"]],
+                mode="markers",
+                name="target",
+                marker={"color": "#ff7f0e", "size": 14, "symbol": "star"},
+            ),
+            row=1,
+            col=1,
+        )
+    if details.get("is_limit"):
+        figure.add_hline(
+            y=details["mag"], line_dash="dash", line_color="#ff7f0e", row=1, col=1, annotation_text="5σ limit"
+        )
+    for col in (2, 3):
+        figure.add_hline(y=0, line_color="#888", line_width=1, row=1, col=col)
+    figure.update_xaxes(title_text="instrumental mag", row=1, col=1)
+    figure.update_yaxes(title_text="reference mag", autorange="reversed", row=1, col=1)
+    figure.update_xaxes(title_text="reference mag", row=1, col=2)
+    figure.update_yaxes(title_text="ref − calibrated (mag)", row=1, col=2)
+    figure.update_xaxes(title_text=details.get("colour") or "colour", row=1, col=3)
+    figure.update_layout(
+        title=_title(details),
+        height=420,
+        margin={"l": 60, "r": 20, "t": 70, "b": 50},
+        template="plotly_white",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return figure
+
+
+def calibration_png(details: dict) -> bytes:
+    """The same diagnostics as a static PNG, for image_link."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    s = _stars(details)
+    good, bad = ~s["is_outlier"], s["is_outlier"]
+    figure = Figure(figsize=(12, 4), dpi=80)
+    axes = figure.subplots(1, 3)
+    for mask, colour, marker, label in (
+        (good, "tab:blue", "o", "calibrators"),
+        (bad, "tab:red", "x", "outliers"),
+    ):
+        axes[0].errorbar(
+            s["inst_mag"][mask],
+            s["ref_mag"][mask],
+            yerr=s["ref_err"][mask],
+            fmt=marker,
+            color=colour,
+            ms=3,
+            lw=0.5,
+            label=label,
+        )
+        axes[1].plot(s["ref_mag"][mask], s["residual"][mask], marker, color=colour, ms=3)
+        axes[2].plot(s["colour"][mask], s["residual"][mask], marker, color=colour, ms=3)
+    if details.get("inst_mag") is not None and not details.get("is_limit"):
+        axes[0].plot([details["inst_mag"]], [details["mag"]], "*", color="tab:orange", ms=14, label="target")
+    if details.get("is_limit"):
+        axes[0].axhline(details["mag"], color="tab:orange", ls="--", label="5σ limit")
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("instrumental mag")
+    axes[0].set_ylabel("reference mag")
+    axes[0].legend(fontsize=8)
+    axes[1].set_xlabel("reference mag")
+    axes[1].set_ylabel("residual (mag)")
+    axes[2].set_xlabel(details.get("colour") or "colour")
+    for ax in axes[1:]:
+        ax.axhline(0, color="grey", lw=0.8)
+    figure.suptitle(_title(details), fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

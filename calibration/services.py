@@ -1,0 +1,261 @@
+"""The one write path for follow-up points: calibrate an uploaded catalog and store the result.
+
+The web form, the legacy endpoint, the REST API, the admin and the management commands all
+call these functions; nothing else creates, hides or recalibrates a FollowupPoint.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from alerts.models import Alert
+from gsafollowup.errors import BadInput, CalibrationImpossible, Duplicate, Forbidden, NotFound, UnknownEvent
+
+from .catalogs import SourceCatalog, read_catalog
+from .models import FollowupPoint
+from .photometry import CalibrationResult, calibrate, parse_force_filter
+from .references import cone
+from .uploads import catalog_lock, forget_catalog, keep_catalog, read_kept_catalog, sha256_of
+
+log = logging.getLogger(__name__)
+
+#: Extra sky around the catalog footprint searched for reference stars (degrees).
+CONE_MARGIN_DEG = 1.0 / 60.0
+#: Largest cone searched; wider frames are calibrated on the stars nearest the target.
+MAX_CONE_DEG = 1.0
+
+
+@dataclass
+class UploadOutcome:
+    """What an upload produced: the stored point (None on a dry run) and the calibration."""
+
+    alert: Alert
+    result: CalibrationResult
+    point: FollowupPoint | None
+    dry_run: bool
+    mjd: float
+
+
+def find_alert(ivorn: str) -> Alert:
+    """The alert with this IVORN (outer blanks ignored), or UnknownEvent."""
+    ivorn = (ivorn or "").strip()
+    if not ivorn:
+        raise BadInput("EventID (the alert's IVORN) is missing.")
+    alert = Alert.objects.filter(ivorn=ivorn).first()
+    if alert is None:
+        raise UnknownEvent(f"Unknown event {ivorn[:60]}; check EventID (list: /list_of_alerts).")
+    return alert
+
+
+def angular_distance_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Great-circle distance (haversine, stable for small angles)."""
+    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
+    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
+
+
+def reference_cone(catalog: SourceCatalog, alert: Alert) -> tuple[float, float, float]:
+    """The cone to search: the catalog footprint, or around the target for very wide frames."""
+    ra, dec, radius = catalog.footprint()
+    distance = angular_distance_deg(ra, dec, alert.ra, alert.dec)
+    if distance > radius + CONE_MARGIN_DEG:
+        raise CalibrationImpossible(
+            f"The alert lies {distance * 60:.0f}' from the catalog's field centre, outside the field."
+        )
+    if radius + CONE_MARGIN_DEG > MAX_CONE_DEG:
+        return alert.ra, alert.dec, MAX_CONE_DEG
+    return ra, dec, radius + CONE_MARGIN_DEG
+
+
+def run_calibration(
+    content: bytes, filename: str, alert: Alert, match_dist, force_filter
+) -> CalibrationResult:
+    """Read the catalog, fetch reference stars and calibrate (no storage)."""
+    catalog = read_catalog(content, filename=filename)
+    ra, dec, radius = reference_cone(catalog, alert)
+    references = cone(ra, dec, radius)
+    if not references:
+        raise CalibrationImpossible("No reference stars are loaded for this field.")
+    return calibrate(
+        catalog, references, alert.ra, alert.dec, match_dist_arcsec=match_dist, force_filter=force_filter
+    )
+
+
+def _existing_duplicate(observatory, alert, mjd, band, sha256) -> FollowupPoint | None:
+    same = FollowupPoint.objects.visible().filter(alert=alert, imported=False)
+    return (
+        same.filter(observatory=observatory, mjd=mjd, filter=band).first()
+        or same.filter(catalog_sha256=sha256).first()
+    )
+
+
+def _refuse_duplicate(existing: FollowupPoint) -> None:
+    raise Duplicate(
+        f"Duplicate: this point is stored already as follow-up {existing.pk}.", existing_id=existing.pk
+    )
+
+
+def point_fields(result: CalibrationResult) -> dict:
+    """The FollowupPoint columns filled from a calibration result."""
+    return {
+        "survey": result.survey,
+        "filter": result.filter,
+        "mag": result.mag,
+        "mag_err": -1.0 if result.is_limit else result.mag_err,
+        "calib_err": result.calib_err,
+        "is_limit": result.is_limit,
+        "zeropoint": result.zeropoint,
+        "colour_term": result.colour_term,
+        "scatter": result.scatter,
+        "npoints": result.npoints,
+        "outlier_fraction": result.outlier_fraction,
+        "radius_arcsec": result.radius_arcsec,
+        "ra": result.ra,
+        "dec": result.dec,
+        "algorithm_version": result.algorithm_version,
+    }
+
+
+def followup_calibrate(
+    *,
+    observatory,
+    ivorn: str,
+    mjd: float,
+    content: bytes,
+    filename: str = "",
+    exptime: float | None = None,
+    match_dist: float | None = None,
+    force_filter: str = "no",
+    dry_run: bool = False,
+    comment: str = "",
+) -> UploadOutcome:
+    """Calibrate one uploaded catalog for an alert; store the point unless dry_run.
+
+    Raises domain errors (BadInput, BadCatalog, UnknownEvent, Duplicate, CalibrationImpossible)
+    and stores nothing in that case: no row and no file.
+    """
+    if observatory is None:
+        raise Forbidden("Only an observatory's hashtag may upload; curators use the admin.")
+    alert = find_alert(ivorn)
+    parse_force_filter(force_filter)
+    sha256 = sha256_of(content)
+    if not dry_run:
+        existing = (
+            FollowupPoint.objects.visible().filter(alert=alert, imported=False, catalog_sha256=sha256).first()
+        )
+        if existing is not None:
+            _refuse_duplicate(existing)
+    result = run_calibration(content, filename, alert, match_dist, force_filter)
+    if dry_run:
+        return UploadOutcome(alert=alert, result=result, point=None, dry_run=True, mjd=mjd)
+
+    details = result.to_dict()
+    details["request"] = {"match_dist": match_dist, "force_filter": force_filter, "filename": filename}
+    with catalog_lock(sha256):
+        created_file = keep_catalog(content, sha256)
+        try:
+            with transaction.atomic():
+                point = FollowupPoint.objects.create(
+                    alert=alert,
+                    observatory=observatory,
+                    mjd=mjd,
+                    exptime=exptime,
+                    comment=comment,
+                    details=details,
+                    catalog_sha256=sha256,
+                    catalog_name=filename[:255],
+                    catalog_size=len(content),
+                    **point_fields(result),
+                )
+        except IntegrityError:
+            if created_file and not FollowupPoint.objects.filter(catalog_sha256=sha256).exists():
+                forget_catalog(sha256)
+            existing = _existing_duplicate(observatory, alert, mjd, result.filter, sha256)
+            if existing is None:
+                raise
+            _refuse_duplicate(existing)
+        except BaseException:
+            if created_file and not FollowupPoint.objects.filter(catalog_sha256=sha256).exists():
+                forget_catalog(sha256)
+            raise
+    log.info("stored follow-up %s: %s %s=%.3f", point.pk, alert.ivorn, point.filter, point.mag)
+    return UploadOutcome(alert=alert, result=result, point=point, dry_run=False, mjd=mjd)
+
+
+def may_change(user, point: FollowupPoint) -> bool:
+    """Owners and curators (staff) may hide a point."""
+    return bool(user and user.is_authenticated and (user.is_staff or point.observatory.user_id == user.pk))
+
+
+def hide_point(user, followup_id) -> FollowupPoint:
+    """Hide (delete, recoverably) a point on behalf of its owner or a curator."""
+    try:
+        pk = int(str(followup_id).strip())
+    except ValueError:
+        raise BadInput("followupid must be an integer follow-up id.") from None
+    point = FollowupPoint.objects.select_related("observatory").filter(pk=pk).first()
+    if point is None or (point.hidden and not may_change(user, point)):
+        raise NotFound(f"No follow-up point {pk}.")
+    if not may_change(user, point):
+        raise Forbidden(f"Follow-up {pk} belongs to another observatory.")
+    set_hidden(point, True)
+    return point
+
+
+def set_hidden(point: FollowupPoint, hidden: bool) -> None:
+    """Hide or restore a point; restoring fails as Duplicate if an equal point was stored since."""
+    if point.hidden == hidden:
+        return
+    point.hidden = hidden
+    point.hidden_at = timezone.now() if hidden else None
+    try:
+        with transaction.atomic():
+            point.save(update_fields=["hidden", "hidden_at", "updated"])
+    except IntegrityError:
+        point.hidden = not hidden
+        existing = _existing_duplicate(
+            point.observatory, point.alert, point.mjd, point.filter, point.catalog_sha256
+        )
+        raise Duplicate(
+            f"Cannot restore follow-up {point.pk}: follow-up {existing.pk if existing else '?'} replaces it.",
+            existing_id=existing.pk if existing else None,
+        ) from None
+
+
+def recalibrate_point(point: FollowupPoint) -> dict:
+    """Recompute a stored point from its kept catalog with the current algorithm; returns the change."""
+    if point.imported or not point.catalog_sha256:
+        raise CalibrationImpossible(
+            f"Follow-up {point.pk} has no kept catalog (imported from the old server)."
+        )
+    try:
+        content = read_kept_catalog(point.catalog_sha256)
+    except OSError:
+        raise CalibrationImpossible(f"The kept catalog of follow-up {point.pk} is missing.") from None
+    request = point.details.get("request", {})
+    result = run_calibration(
+        content, point.catalog_name, point.alert, request.get("match_dist"), request.get("force_filter", "no")
+    )
+    old = {
+        k: getattr(point, k) for k in ("mag", "mag_err", "calib_err", "filter", "survey", "algorithm_version")
+    }
+    history = list(point.details.get("history", []))
+    fields = point_fields(result)
+    new = {k: fields[k] for k in old}
+    history.append({"at": timezone.now().isoformat(), "old": old, "new": new})
+    details = result.to_dict()
+    details["request"] = request
+    details["history"] = history
+    for name, value in fields.items():
+        setattr(point, name, value)
+    point.details = details
+    try:
+        with transaction.atomic():
+            point.save()
+    except IntegrityError:
+        point.refresh_from_db()
+        raise Duplicate(f"Recalibrating follow-up {point.pk} would duplicate another stored point.") from None
+    return {"id": point.pk, "old": old, "new": new}

@@ -1,0 +1,76 @@
+"""Web pages of calibration: the upload form and its result, and a stored point's plot and page."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from gsafollowup.errors import DomainError
+from observers.auth import current_observatory
+
+from .forms import UploadForm
+from .models import FollowupPoint
+from .plots import calibration_png
+from .presenters import figure_json, lightcurve_url, result_context
+from .services import followup_calibrate, may_change
+
+
+@login_required
+def upload(request):
+    """GET/POST /upload/: the web form; the result page shows the numbers and the plot."""
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            outcome = followup_calibrate(
+                observatory=current_observatory(request.user),
+                content=data["sexCat"].read(),
+                filename=data["sexCat"].name or "",
+                ivorn=data["ivorn"],
+                mjd=data["mjd"],
+                exptime=data["exptime"],
+                match_dist=data["match_dist"],
+                force_filter=data["force_filter"],
+                dry_run=data["dry_run"],
+                comment=data["comment"],
+            )
+        except DomainError as error:
+            form.add_error(None, error.message)
+        else:
+            status = 200 if outcome.dry_run else 201
+            return render(
+                request, "calibration/result.html", result_context(request, outcome, False), status=status
+            )
+    return render(request, "calibration/upload.html", {"form": form})
+
+
+def _viewable_point(request, pk: int) -> FollowupPoint:
+    point = get_object_or_404(FollowupPoint.objects.select_related("alert", "observatory"), pk=pk)
+    if point.hidden and not may_change(request.user, point):
+        raise Http404("No such follow-up point.")
+    return point
+
+
+def point_plot(request, pk: int):
+    """GET /followup_plot/<id>.png: the calibration diagnostics of a stored point."""
+    point = _viewable_point(request, pk)
+    if not point.details.get("stars"):
+        raise Http404("This point has no calibration details (imported from the old server).")
+    response = HttpResponse(calibration_png(point.details), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def point_detail(request, pk: int):
+    """GET /followup_point/<id>/: the numbers and the interactive plot of a stored point."""
+    point = _viewable_point(request, pk)
+    figure = figure_json(point.details) if point.details.get("stars") else None
+    return render(
+        request,
+        "calibration/point.html",
+        {
+            "point": point,
+            "figure": figure,
+            "lightcurve_url": lightcurve_url(request, point.alert_id),
+            "may_change": may_change(request.user, point),
+        },
+    )

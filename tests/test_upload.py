@@ -1,0 +1,390 @@
+"""The upload: legacy endpoint and web form, storage, dry run, duplicates, errors, deletion, recalibration."""
+
+import json
+import subprocess
+import threading
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from alerts.models import Alert
+from calibration.models import FollowupPoint
+from tests.conftest import DATA
+
+DECAM = DATA / "decam-grb210605a-g-night1.cat"
+APASS = DATA / "apass-dr10-grb210605a-field.csv"
+LDAC = DATA / "t90-osn-hd204827-R.ldac.fits"
+# A real, isolated, unsaturated star of the DECam frame; APASS DR10 gives g = 15.291 +- 0.012.
+STAR_RA, STAR_DEC, STAR_G, STAR_G_ERR = 24.088671351, -48.679764368, 15.291, 0.012
+LEGACY_KEYS = {
+    "followup_id": (int, type(None)),
+    "mag": float,
+    "mag_err": float,
+    "ra": float,
+    "dec": float,
+    "zeropoint": float,
+    "outlier_fraction": float,
+    "scatter": float,
+    "npoints": int,
+    "filter": str,
+    "survey": str,
+    "image_link": (str, type(None)),
+}
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def apass(db):
+    call_command("ingest_refcat", "APASS", str(APASS), stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.fixture
+def star_alert(apass):
+    return Alert.objects.create(ivorn="ivo://demo/GRB210605A field star", ra=STAR_RA, dec=STAR_DEC)
+
+
+def upload(client, hashtag, path="/cgi/upload", catalog=DECAM, **fields):
+    data = {
+        "EventID": "ivo://demo/GRB210605A field star",
+        "MJD": "59373.1",
+        "expTime": "60",
+        "matchDist": "2",
+        "forceFilter": "no",
+        "outputFormat": "json",
+        "noPlot": "1",
+        "hashtag": hashtag,
+    }
+    data.update(fields)
+    with open(catalog, "rb") as handle:
+        data["sexCat"] = handle
+        return client.post(path, {k: v for k, v in data.items() if v is not None})
+
+
+def kept_files(media) -> list[Path]:
+    root = Path(media) / "catalogs"
+    return [p for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts] if root.exists() else []
+
+
+def test_upload_json_has_the_legacy_keys_and_types(observatory, star_alert, client, media):
+    _, hashtag = observatory
+    response = upload(client, hashtag, dryRun="1")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    for key, kind in LEGACY_KEYS.items():
+        assert isinstance(body[key], kind), (key, body[key])
+    assert body["followup_id"] is None and body["image_link"] is None
+    assert body["survey"] == "APASS" and body["filter"] == "g"
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+def test_real_decam_star_agrees_with_apass(observatory, star_alert, client):
+    _, hashtag = observatory
+    body = upload(client, hashtag, dryRun="1").json()
+    total = np.hypot(body["mag_err"], STAR_G_ERR)
+    assert abs(body["mag"] - STAR_G) < 3 * total + 0.02, body
+    assert body["npoints"] > 150
+    assert 0.01 < body["scatter"] < 0.12
+    assert abs(body["ra"] - STAR_RA) < 1 / 3600 and abs(body["dec"] - STAR_DEC) < 1 / 3600
+    assert 0 < body["mag_err"] < 0.1
+
+
+def test_stored_upload_keeps_catalog_and_answers_201(observatory, star_alert, client, media):
+    obs, hashtag = observatory
+    response = upload(client, hashtag, noPlot="0", comment="first night")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    point = FollowupPoint.objects.get(pk=body["followup_id"])
+    assert point.observatory == obs and point.alert == star_alert and point.comment == "first night"
+    assert point.mag == pytest.approx(body["mag"]) and point.filter == body["filter"]
+    assert point.algorithm_version and point.details["stars"]
+    files = kept_files(media)
+    assert len(files) == 1 and files[0].name == point.catalog_sha256
+    import hashlib
+
+    assert hashlib.sha256(files[0].read_bytes()).hexdigest() == point.catalog_sha256
+    assert files[0].read_bytes() == DECAM.read_bytes()
+    assert body["image_link"].endswith(f"/followup_plot/{point.pk}.png")
+    plot = client.get(body["image_link"])
+    assert plot.status_code == 200 and plot["Content-Type"] == "image/png" and plot.content[:4] == b"\x89PNG"
+
+
+def test_dry_run_image_link_is_a_png_data_uri(observatory, star_alert, client, media):
+    _, hashtag = observatory
+    body = upload(client, hashtag, dryRun="1", noPlot="0").json()
+    assert body["image_link"].startswith("data:image/png;base64,")
+    import base64
+
+    assert base64.b64decode(body["image_link"].split(",", 1)[1])[:4] == b"\x89PNG"
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+def test_html_output_shows_numbers_plot_and_lightcurve_link(observatory, star_alert, client):
+    _, hashtag = observatory
+    response = upload(client, hashtag, dryRun="1", outputFormat="html", noPlot="0")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Dry run: nothing stored" in page and "APASS/g" in page
+    assert "calibration-figure" in page and "plotly" in page
+    assert f"alert_id={star_alert.pk}" in page
+
+
+def test_followup_prefix_and_ldac_catalog(observatory, apass, client):
+    _, hashtag = observatory
+    Alert.objects.create(ivorn="ivo://elsewhere", ra=322.25, dec=58.75)
+    response = upload(
+        client, hashtag, path="/followup/cgi/upload", catalog=LDAC, EventID="ivo://elsewhere", dryRun="1"
+    )
+    # The APASS extract does not cover the T90 field: a clear 422, nothing stored.
+    assert response.status_code == 422
+    assert "reference" in response.content.decode().lower() or "outside" in response.content.decode().lower()
+
+
+def test_duplicates_are_refused_with_the_existing_id(observatory, star_alert, client, media):
+    _, hashtag = observatory
+    first = upload(client, hashtag).json()["followup_id"]
+    again = upload(client, hashtag)
+    assert again.status_code == 409
+    assert str(first) in again.content.decode()
+    # Same image at another MJD is still the same catalog for this alert.
+    other_mjd = upload(client, hashtag, MJD="59374.2")
+    assert other_mjd.status_code == 409
+    assert FollowupPoint.objects.count() == 1 and len(kept_files(media)) == 1
+    # A dry run of a stored point is fine (it stores nothing).
+    assert upload(client, hashtag, dryRun="1").status_code == 200
+
+
+def test_same_mjd_and_band_from_another_catalog_is_a_duplicate(
+    observatory, star_alert, client, tmp_path, media
+):
+    _, hashtag = observatory
+    assert upload(client, hashtag).status_code == 201
+    modified = tmp_path / "copy.cat"
+    modified.write_bytes(DECAM.read_bytes() + b"\n")
+    response = upload(client, hashtag, catalog=modified)
+    assert response.status_code == 409
+    assert FollowupPoint.objects.count() == 1 and len(kept_files(media)) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"EventID": "ivo://nope"}, 404, "Unknown event"),
+        ({"MJD": None}, 400, "MJD"),
+        ({"MJD": "abc"}, 400, "MJD"),
+        ({"MJD": "1e9"}, 400, "MJD"),
+        ({"expTime": "-5"}, 400, "expTime"),
+        ({"matchDist": "500"}, 400, "matchDist"),
+        ({"dryRun": "maybe"}, 400, "dryRun"),
+        ({"outputFormat": "xml"}, 400, "outputFormat"),
+        ({"forceFilter": "APASS/Q"}, 400, "unknown band 'Q'"),
+        ({"forceFilter": "garbage"}, 400, "forceFilter"),
+        ({"hashtag": "SAAO1m_" + "0" * 32}, 401, "hashtag"),
+        ({"hashtag": None}, 401, "hashtag"),
+    ],
+)
+def test_errors_are_one_line_and_store_nothing(observatory, star_alert, client, media, fields, status, words):
+    fields = dict(fields)
+    hashtag = fields.pop("hashtag", observatory[1])
+    response = upload(client, hashtag, **fields)
+    if status is None:
+        assert response.status_code in (400, 422)
+    else:
+        assert response.status_code == status
+    body = response.content.decode()
+    assert response["Content-Type"].startswith("text/plain")
+    assert body.count("\n") == 1 and len(body) < 100
+    assert words.lower() in body.lower(), body
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+def test_bad_catalog_is_400_and_stores_nothing(observatory, star_alert, client, tmp_path, media):
+    _, hashtag = observatory
+    garbage = tmp_path / "garbage.cat"
+    garbage.write_bytes(b"\x00\x01\x02 not a catalog at all \xff" * 50)
+    response = upload(client, hashtag, catalog=garbage)
+    assert response.status_code == 400
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+def test_missing_catalog_field_is_400(observatory, star_alert, client):
+    _, hashtag = observatory
+    response = client.post("/cgi/upload", {"EventID": star_alert.ivorn, "MJD": "59373.1", "hashtag": hashtag})
+    assert response.status_code == 400 and "sexCat" in response.content.decode()
+
+
+def test_too_large_upload_is_413(observatory, star_alert, client, settings, media):
+    _, hashtag = observatory
+    settings.MAX_UPLOAD_MB = 0.5
+    response = upload(client, hashtag)
+    assert response.status_code == 413
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+def test_curator_without_observatory_cannot_upload(curator, star_alert, client):
+    client.force_login(curator)
+    response = upload(client, None)
+    assert response.status_code in (401, 403)
+
+
+def test_alert_outside_the_catalog_field_is_422(observatory, apass, client):
+    _, hashtag = observatory
+    Alert.objects.create(ivorn="ivo://far away", ra=200.0, dec=10.0)
+    response = upload(client, hashtag, EventID="ivo://far away")
+    assert response.status_code == 422 and "outside" in response.content.decode()
+
+
+def test_non_detection_gives_an_upper_limit(observatory, apass, client):
+    _, hashtag = observatory
+    # An empty patch of sky inside the frame (no source within 10").
+    Alert.objects.create(ivorn="ivo://nothing here", ra=24.2, dec=-48.75)
+    body = upload(client, hashtag, EventID="ivo://nothing here", dryRun="1", matchDist="-1").json()
+    assert body["mag_err"] == -1.0 and body["is_limit"] is True
+    assert 20 < body["mag"] < 27
+
+
+def test_stored_limit(observatory, apass, client):
+    _, hashtag = observatory
+    Alert.objects.create(ivorn="ivo://nothing here", ra=24.2, dec=-48.75)
+    response = upload(client, hashtag, EventID="ivo://nothing here")
+    assert response.status_code == 201
+    point = FollowupPoint.objects.get()
+    assert point.is_limit and point.mag_err == -1
+
+
+def test_delpoint_owner_curator_and_others(make_observatory, star_alert, client, curator):
+    owner, owner_tag = make_observatory("OWN")
+    other, other_tag = make_observatory("OTH")
+    pk = upload(client, owner_tag).json()["followup_id"]
+    refused = client.post("/cgi/delpoint", {"followupid": pk, "hashtag": other_tag})
+    assert refused.status_code == 403
+    assert not FollowupPoint.objects.get(pk=pk).hidden
+    assert client.post("/cgi/delpoint", {"followupid": "x", "hashtag": owner_tag}).status_code == 400
+    assert client.post("/cgi/delpoint", {"followupid": 999999, "hashtag": owner_tag}).status_code == 404
+    assert client.post("/cgi/delpoint", {"followupid": pk}).status_code == 401
+    done = client.post("/cgi/delpoint", {"followupid": pk, "hashtag": owner_tag, "outputFormat": "json"})
+    assert done.status_code == 200 and done.json() == {"followup_id": pk, "hidden": True}
+    assert FollowupPoint.objects.get(pk=pk).hidden
+    # Hidden points do not block a new upload of the same data.
+    again = upload(client, owner_tag)
+    assert again.status_code == 201
+    client.force_login(curator)
+    response = client.post(
+        "/cgi/delpoint", {"followupid": again.json()["followup_id"], "outputFormat": "json"}
+    )
+    assert response.status_code == 200
+
+
+def test_list_of_followups(make_observatory, star_alert, client):
+    _, tag_a = make_observatory("AAA")
+    _, tag_b = make_observatory("BBB")
+    pk = upload(client, tag_a).json()["followup_id"]
+    assert client.get("/list_of_followups").status_code == 401
+    mine = json.loads(client.get(f"/list_of_followups?format=json&hashtag={tag_a}").content)
+    assert [row["followup_id"] for row in mine] == [pk]
+    assert json.loads(client.get(f"/list_of_followups?format=json&hashtag={tag_b}").content) == []
+    page = client.get(f"/list_of_followups?hashtag={tag_a}")
+    assert page.status_code == 200 and str(pk).encode() in page.content
+
+
+def test_recalibrate_command_records_old_and_new(observatory, star_alert, client):
+    _, hashtag = observatory
+    pk = upload(client, hashtag).json()["followup_id"]
+    FollowupPoint.objects.filter(pk=pk).update(mag=99.0, algorithm_version="old")
+    out = StringIO()
+    call_command("recalibrate", "--alert", star_alert.ivorn, stdout=out)
+    assert "1 recalibrated" in out.getvalue()
+    point = FollowupPoint.objects.get(pk=pk)
+    assert abs(point.mag - STAR_G) < 0.1
+    history = point.details["history"]
+    assert history[-1]["old"]["mag"] == 99.0 and history[-1]["old"]["algorithm_version"] == "old"
+
+
+def test_web_form_upload(observatory, star_alert, client, media):
+    _, hashtag = observatory
+    assert client.get("/upload/").status_code == 302
+    client.post("/login/", {"hashtag": hashtag})
+    assert client.get("/upload/").status_code == 200
+    with open(DECAM, "rb") as handle:
+        response = client.post(
+            "/upload/",
+            {
+                "EventID": star_alert.ivorn,
+                "MJD": "59373.1",
+                "expTime": "60",
+                "matchDist": "auto",
+                "forceFilter": "no",
+                "sexCat": handle,
+            },
+        )
+    assert response.status_code == 201
+    assert b"Stored as follow-up" in response.content
+    assert FollowupPoint.objects.count() == 1
+
+
+def test_web_form_shows_errors(observatory, star_alert, client, media):
+    _, hashtag = observatory
+    client.post("/login/", {"hashtag": hashtag})
+    with open(DECAM, "rb") as handle:
+        response = client.post("/upload/", {"EventID": "ivo://unknown", "MJD": "59373.1", "sexCat": handle})
+    assert response.status_code == 200 and b"Unknown event" in response.content
+    assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+
+
+@pytest.mark.live
+def test_the_literal_legacy_curl_command(observatory, star_alert, live_server, tmp_path):
+    _, hashtag = observatory
+    (tmp_path / "test.cat").write_bytes(DECAM.read_bytes())
+    command = (
+        f"curl -s -F matchDist=2 -F EventID='ivo://demo/GRB210605A field star' "
+        f'-F sexCat="@test.cat;filename=test.cat" -F "hashtag={hashtag}" -F "MJD=59373.1" -F expTime=60 '
+        f"-F noPlot=1 -F forceFilter=no -F dryRun=1 -F outputFormat=json {live_server.url}/cgi/upload"
+    )
+    result = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    body = json.loads(result.stdout)
+    assert abs(body["mag"] - STAR_G) < 0.1 and body["followup_id"] is None
+    stored = subprocess.run(
+        command.replace("dryRun=1", "dryRun=0"),
+        shell=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(stored.stdout)["followup_id"] == FollowupPoint.objects.get().pk
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_identical_uploads_store_one(make_observatory, apass, media):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL")
+    from django.test import Client
+
+    Alert.objects.create(ivorn="ivo://demo/GRB210605A field star", ra=STAR_RA, dec=STAR_DEC)
+    _, hashtag = make_observatory("RACE")
+    statuses = []
+    barrier = threading.Barrier(2)
+
+    def send():
+        barrier.wait()
+        try:
+            statuses.append(upload(Client(), hashtag).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409]
+    assert FollowupPoint.objects.count() == 1 and len(kept_files(media)) == 1
