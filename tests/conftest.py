@@ -10,6 +10,10 @@ import pytest
 from django.core.management import call_command
 
 DATA = Path(__file__).parent / "data"
+DECAM = DATA / "decam-grb210605a-g-night1.cat"
+APASS = DATA / "apass-dr10-grb210605a-field.csv"
+# A real, isolated, unsaturated star of the DECam frame; APASS DR10 gives g = 15.291 +- 0.012.
+STAR_RA, STAR_DEC, STAR_G, STAR_G_ERR = 24.088671351, -48.679764368, 15.291, 0.012
 # The cache (wrong-hashtag counters) is a database table, so each test's rollback empties it.
 
 
@@ -146,3 +150,24 @@ def page(browser, live_server, outside_requests):
     yield tab
     context.close()
     assert outside == [], f"the page requested outside {LOCAL_HOST}: {outside}"
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """A temporary MEDIA_ROOT (kept catalogs) for one test."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def apass(db):
+    """The real APASS DR10 extract of the GRB 210605A field, loaded as reference stars."""
+    call_command("ingest_refcat", "APASS", str(APASS), stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.fixture
+def star_alert(apass):
+    """An alert on a real star of the DECam catalog (see STAR_*)."""
+    from alerts.models import Alert
+
+    return Alert.objects.create(ivorn="ivo://demo/GRB210605A field star", ra=STAR_RA, dec=STAR_DEC)

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from calibration.models import FollowupPoint
-from tests.conftest import ARTIFACTS, import_legacy_lightcurve
+from tests.conftest import ARTIFACTS, DECAM, STAR_G, import_legacy_lightcurve
 
 pytestmark = pytest.mark.browser
 # Points per legend group (band) given to plotly, leaving out the calendar-axis helper trace;
@@ -95,3 +95,32 @@ def test_login_form(observatory, page, live_server):
     assert page.locator("header .who").text_content() == "SAAO 1m"
     page.click("button:has-text('Log out')")
     assert page.locator("#id_hashtag").is_visible()
+
+
+def test_upload_form_calibrates_a_real_catalog(
+    observatory, star_alert, media, page, live_server, outside_requests
+):
+    _, hashtag = observatory
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_hashtag", hashtag)
+    page.click("button:has-text('Log in')")
+    page.click("nav a:has-text('Upload')")
+    page.fill("#id_EventID", star_alert.ivorn)
+    page.set_input_files("#id_sexCat", str(DECAM))
+    page.fill("#id_MJD", "59373.1")
+    page.fill("#id_expTime", "60")
+    page.fill("#id_comment", "browser test")
+    page.click("button:has-text('Calibrate')")
+    heading = page.locator("h1").text_content()
+    point = FollowupPoint.objects.get()
+    assert heading == f"Stored as follow-up {point.pk}"
+    shown = page.locator("td.mag").text_content()
+    assert shown.startswith(f"{point.mag:.3f} ± ") and "(APASS/g)" in shown
+    assert abs(point.mag - STAR_G) < 0.1
+    # The interactive calibration figure is drawn by the project's own plotly.js.
+    page.wait_for_selector("#calibration-plot .main-svg")
+    assert page.locator("#calibration-plot .scatterlayer .trace, #calibration-plot .gl-container").count() > 0
+    page.click(f"a:has-text('Light curve of {star_alert.ivorn}')")
+    page.wait_for_selector("#lightcurve[data-ready='1']")
+    assert page.locator("#points tbody tr").count() == 1
+    assert outside_requests == []

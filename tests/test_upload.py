@@ -13,13 +13,9 @@ from django.db import connection
 
 from alerts.models import Alert
 from calibration.models import FollowupPoint
-from tests.conftest import DATA
+from tests.conftest import DATA, DECAM, STAR_DEC, STAR_G, STAR_G_ERR, STAR_RA
 
-DECAM = DATA / "decam-grb210605a-g-night1.cat"
-APASS = DATA / "apass-dr10-grb210605a-field.csv"
 LDAC = DATA / "t90-osn-hd204827-R.ldac.fits"
-# A real, isolated, unsaturated star of the DECam frame; APASS DR10 gives g = 15.291 +- 0.012.
-STAR_RA, STAR_DEC, STAR_G, STAR_G_ERR = 24.088671351, -48.679764368, 15.291, 0.012
 LEGACY_KEYS = {
     "followup_id": (int, type(None)),
     "mag": float,
@@ -37,19 +33,8 @@ LEGACY_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
-def apass(db):
-    call_command("ingest_refcat", "APASS", str(APASS), stdout=StringIO(), stderr=StringIO())
-
-
-@pytest.fixture
-def star_alert(apass):
-    return Alert.objects.create(ivorn="ivo://demo/GRB210605A field star", ra=STAR_RA, dec=STAR_DEC)
+def _media(media):
+    """Every test here keeps its catalogs in its own temporary MEDIA_ROOT."""
 
 
 def upload(client, hashtag, path="/cgi/upload", catalog=DECAM, **fields):
@@ -306,6 +291,35 @@ def test_recalibrate_command_records_old_and_new(observatory, star_alert, client
     assert abs(point.mag - STAR_G) < 0.1
     history = point.details["history"]
     assert history[-1]["old"]["mag"] == 99.0 and history[-1]["old"]["algorithm_version"] == "old"
+
+
+def test_admin_finds_shows_and_cleans_points(observatory, star_alert, client, curator, media):
+    _, hashtag = observatory
+    pk = upload(client, hashtag, noPlot="0").json()["followup_id"]
+    client.force_login(curator)
+    base = "/admin/calibration/followuppoint/"
+    assert f"{base}{pk}/change/" in client.get(base, {"q": "GRB210605A"}).content.decode()
+    assert f"{base}{pk}/change/" not in client.get(base, {"q": "Gaia16aye"}).content.decode()
+    filtered = client.get(base, {"filter__exact": "g", "hidden__exact": "0"})
+    assert f"{base}{pk}/change/" in filtered.content.decode()
+    page = client.get(f"{base}{pk}/change/").content.decode()
+    assert f'src="/followup_plot/{pk}.png"' in page and f"{base}{pk}/catalog/" in page
+    plot = client.get(f"/followup_plot/{pk}.png")
+    assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+    download = client.get(f"{base}{pk}/catalog/")
+    assert b"".join(download.streaming_content) == DECAM.read_bytes()
+
+    def act(action):
+        response = client.post(base, {"action": action, "_selected_action": [pk]}, follow=True)
+        assert response.status_code == 200
+        return FollowupPoint.objects.get(pk=pk)
+
+    assert act("hide").hidden
+    assert not client.get(f"/get_alert_lc_data?alert_id={star_alert.pk}").json()["id"]
+    assert not act("unhide").hidden
+    assert client.get(f"/get_alert_lc_data?alert_id={star_alert.pk}").json()["id"] == [pk]
+    FollowupPoint.objects.filter(pk=pk).update(mag=99.0)
+    assert abs(act("recalibrate").mag - STAR_G) < 0.1
 
 
 def test_web_form_upload(observatory, star_alert, client, media):
