@@ -21,6 +21,7 @@ from astropy.table import Table
 from calibration.catalogs import SourceCatalog, read_catalog
 from calibration.matching import CatalogIndex
 from calibration.photometry import calibrate, fit_band, robust_std
+from calibration.refformats import APASS_DR10_COLUMNS
 from calibration.sky import ARCSEC, radec, tangent_basis, unit_vectors
 from calibration.surveys import COLOUR_OF_BAND, ReferenceSet
 from gsafollowup.errors import CalibrationImpossible
@@ -28,19 +29,6 @@ from gsafollowup.errors import CalibrationImpossible
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 REAL_CATALOG = DATA / "decam-grb210605a-g-night1.cat"
 REAL_REFERENCES = DATA / "apass-dr10-grb210605a-field.csv"
-
-#: APASS DR10 CSV columns of each band (magnitude, error); ``NA`` marks a missing value.
-APASS_COLUMNS = {
-    "B": ("Johnson_B (B)", "Berr"),
-    "V": ("Johnson_V (V)", "Verr"),
-    "u": ("Sloan_u (SU)", "SUerr"),
-    "g": ("Sloan_g (SG)", "SGerr"),
-    "r": ("Sloan_r (SR)", "SRerr"),
-    "i": ("Sloan_i (SI)", "SIerr"),
-    "z": ("Sloan_z (SZ)", "SZerr"),
-    "y": ("PanSTARRS_Y (Y)", "Yerr"),
-}
-
 
 def apass_reference_set(path: Path = REAL_REFERENCES) -> ReferenceSet:
     """Load an APASS DR10 CSV extract into a ReferenceSet (tests and benchmark only)."""
@@ -53,8 +41,8 @@ def apass_reference_set(path: Path = REAL_REFERENCES) -> ReferenceSet:
         survey="APASS",
         ra=column("radeg"),
         dec=column("decdeg"),
-        mag={band: column(mag) for band, (mag, _) in APASS_COLUMNS.items()},
-        err={band: column(err) for band, (_, err) in APASS_COLUMNS.items()},
+        mag={band: column(mag) for band, (mag, _) in APASS_DR10_COLUMNS.items()},
+        err={band: column(err) for band, (_, err) in APASS_DR10_COLUMNS.items()},
     )
 
 

@@ -7,6 +7,9 @@ from django import forms
 from rest_framework import serializers
 
 from gsafollowup.errors import BadInput
+from observers.auth import current_observatory
+
+from .services import followup_calibrate
 
 #: MJD of 1900-01-01; no CCD photometry is older.
 MIN_MJD = 15020.0
@@ -74,6 +77,21 @@ def parse_output_format(value) -> str:
     if text not in ("json", "html"):
         raise BadInput("outputFormat must be json or html.")
     return text
+
+
+#: The parsed fields that ``followup_calibrate`` takes as they are (see ``upload_arguments``).
+SERVICE_FIELDS = ("ivorn", "mjd", "exptime", "match_dist", "force_filter", "dry_run", "comment")
+
+
+def calibrate_upload(user, data: dict):
+    """Run the upload service on a request's parsed fields (serializer or form) and its file."""
+    upload = data["sexCat"]
+    return followup_calibrate(
+        observatory=current_observatory(user),
+        content=upload.read(),
+        filename=upload.name or "",
+        **{name: data[name] for name in SERVICE_FIELDS},
+    )
 
 
 def upload_arguments(data: dict) -> dict:

@@ -3,12 +3,11 @@
 from rest_framework.parsers import FormParser, MultiPartParser
 
 from gsafollowup.http import LegacyView, wants_json
-from observers.auth import current_observatory
 
-from .forms import UploadSerializer
+from .forms import UploadSerializer, calibrate_upload
 from .models import FollowupPoint
 from .presenters import result_context, upload_payload
-from .services import followup_calibrate, hide_point
+from .services import hide_point
 
 
 class UploadView(LegacyView):
@@ -20,19 +19,7 @@ class UploadView(LegacyView):
         serializer = UploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        upload = data["sexCat"]
-        outcome = followup_calibrate(
-            observatory=current_observatory(request.user),
-            content=upload.read(),
-            filename=upload.name or "",
-            ivorn=data["ivorn"],
-            mjd=data["mjd"],
-            exptime=data["exptime"],
-            match_dist=data["match_dist"],
-            force_filter=data["force_filter"],
-            dry_run=data["dry_run"],
-            comment=data["comment"],
-        )
+        outcome = calibrate_upload(request.user, data)
         status = 200 if outcome.dry_run else 201
         if data["output_format"] == "json":
             payload = upload_payload(request, outcome, data["no_plot"])

@@ -27,6 +27,18 @@ from gsafollowup.errors import BadInput
 
 from .surveys import BANDS
 
+#: APASS DR10 CSV columns of each band (magnitude, error); ``NA`` marks a missing value.
+APASS_DR10_COLUMNS = {
+    "B": ("Johnson_B (B)", "Berr"),
+    "V": ("Johnson_V (V)", "Verr"),
+    "u": ("Sloan_u (SU)", "SUerr"),
+    "g": ("Sloan_g (SG)", "SGerr"),
+    "r": ("Sloan_r (SR)", "SRerr"),
+    "i": ("Sloan_i (SI)", "SIerr"),
+    "z": ("Sloan_z (SZ)", "SZerr"),
+    "y": ("PanSTARRS_Y (Y)", "Yerr"),
+}
+
 #: About this many bytes of text are parsed at once (about 100,000 APASS rows, 300 MB of memory).
 CHUNK_BYTES = 16 * 1024 * 1024
 #: Rows per chunk for FITS tables.
@@ -107,18 +119,7 @@ FORMATS: dict[str, Format] = {
             version="DR10",
             ra="radeg",
             dec="decdeg",
-            bands=_direct(
-                {
-                    "B": ("Johnson_B (B)", "Berr"),
-                    "V": ("Johnson_V (V)", "Verr"),
-                    "u": ("Sloan_u (SU)", "SUerr"),
-                    "g": ("Sloan_g (SG)", "SGerr"),
-                    "r": ("Sloan_r (SR)", "SRerr"),
-                    "i": ("Sloan_i (SI)", "SIerr"),
-                    "z": ("Sloan_z (SZ)", "SZerr"),
-                    "y": ("PanSTARRS_Y (Y)", "Yerr"),
-                }
-            ),
+            bands=_direct(APASS_DR10_COLUMNS),
         ),
         Format(
             "gaia-dr3",

@@ -5,13 +5,12 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from gsafollowup.errors import DomainError
-from observers.auth import current_observatory
 
-from .forms import UploadForm
+from .forms import UploadForm, calibrate_upload
 from .models import FollowupPoint
 from .plots import calibration_png
 from .presenters import figure_json, lightcurve_url, result_context
-from .services import followup_calibrate, may_change
+from .services import may_change
 
 
 @login_required
@@ -19,20 +18,8 @@ def upload(request):
     """GET/POST /upload/: the web form; the result page shows the numbers and the plot."""
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
-            outcome = followup_calibrate(
-                observatory=current_observatory(request.user),
-                content=data["sexCat"].read(),
-                filename=data["sexCat"].name or "",
-                ivorn=data["ivorn"],
-                mjd=data["mjd"],
-                exptime=data["exptime"],
-                match_dist=data["match_dist"],
-                force_filter=data["force_filter"],
-                dry_run=data["dry_run"],
-                comment=data["comment"],
-            )
+            outcome = calibrate_upload(request.user, form.cleaned_data)
         except DomainError as error:
             form.add_error(None, error.message)
         else:
