@@ -56,6 +56,27 @@ class UnknownEvent(NotFound):
     code = "unknown_event"
 
 
+class MethodNotAllowed(DomainError):
+    """The route exists but not for this HTTP method."""
+
+    http_status = 405
+    code = "method_not_allowed"
+
+
+class NotAcceptable(DomainError):
+    """The client accepts no media type this route can answer in."""
+
+    http_status = 406
+    code = "not_acceptable"
+
+
+class UnsupportedMediaType(DomainError):
+    """The request body is in a media type this route does not read."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class Duplicate(DomainError):
     """The object exists already; ``existing_id`` names it."""
 
@@ -93,3 +114,14 @@ class ServiceUnavailable(DomainError):
 
     http_status = 503
     code = "unavailable"
+
+
+def error_codes() -> dict[str, int]:
+    """Every stable error code and its HTTP status, for the API documentation."""
+    codes = {}
+    pending = [DomainError]
+    while pending:
+        cls = pending.pop()
+        codes[cls.code] = cls.http_status
+        pending.extend(cls.__subclasses__())
+    return dict(sorted(codes.items(), key=lambda item: (item[1], item[0])))

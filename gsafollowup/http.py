@@ -6,23 +6,30 @@ the REST API answers ``{"error": {"code": ..., "message": ...}}``.
 
 import functools
 import logging
+import math
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import JSONRenderer
-from rest_framework.views import APIView
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.views import APIView, set_rollback
 
 from gsafollowup.errors import (
     BadInput,
     DomainError,
     Forbidden,
+    MethodNotAllowed,
+    NotAcceptable,
     NotAuthenticated,
     NotFound,
     ServiceUnavailable,
     Throttled,
     TooLarge,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger(__name__)
@@ -56,10 +63,14 @@ def as_domain_error(exc: Exception) -> DomainError | None:
         return TooLarge("The upload is too large.")
     if isinstance(exc, drf.ValidationError):
         return BadInput(first_message(exc.detail))
-    if isinstance(exc, drf.UnsupportedMediaType | drf.ParseError | drf.MethodNotAllowed | drf.NotAcceptable):
-        error = BadInput(str(exc.detail))
-        error.http_status = exc.status_code
-        return error
+    if isinstance(exc, drf.ParseError):
+        return BadInput(str(exc.detail))
+    if isinstance(exc, drf.MethodNotAllowed):
+        return MethodNotAllowed(str(exc.detail))
+    if isinstance(exc, drf.NotAcceptable):
+        return NotAcceptable(str(exc.detail))
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return UnsupportedMediaType(str(exc.detail))
     from django.db import InterfaceError, OperationalError
 
     if isinstance(exc, OperationalError | InterfaceError):
@@ -88,7 +99,25 @@ def json_error(error: DomainError) -> JsonResponse:
     existing = getattr(error, "existing_id", None)
     if existing is not None:
         body["error"]["existing_id"] = existing
-    return JsonResponse(body, status=error.http_status)
+    response = JsonResponse(body, status=error.http_status)
+    if error.http_status == 401:
+        response["WWW-Authenticate"] = "Hashtag"
+    return response
+
+
+def api_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every API error as {"error": {"code", "message"}}; None re-raises."""
+    error = as_domain_error(exc)
+    if error is None:
+        return None
+    set_rollback()
+    response = json_error(error)
+    wait = getattr(exc, "wait", None)
+    if error.http_status == 429:
+        # DRF's throttles know the wait; the hashtag lock-out lasts its window.
+        seconds = wait if wait is not None else settings.HASHTAG_FAILURE_WINDOW
+        response["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
 
 
 def wants_json(request) -> bool:
@@ -140,3 +169,32 @@ def plain_text_errors(view):
             return plain_error(error)
 
     return wrapper
+
+
+class RatesFromSettings:
+    """Read the rate from settings.API_THROTTLE_RATES at each request (DRF reads it once at import)."""
+
+    def get_rate(self):
+        return settings.API_THROTTLE_RATES[self.scope]
+
+
+class ApiAnonThrottle(RatesFromSettings, AnonRateThrottle):
+    """Anonymous API calls, counted per client address."""
+
+
+class ApiUserThrottle(RatesFromSettings, UserRateThrottle):
+    """Authenticated API calls, counted per account."""
+
+
+class ApiPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class ApiMixin:
+    """What every /api/v1/ view shares: JSON only, throttled, paginated lists."""
+
+    renderer_classes = [JSONRenderer]
+    throttle_classes = [ApiAnonThrottle, ApiUserThrottle]
+    pagination_class = ApiPagination

@@ -196,3 +196,40 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# -- REST API (/api/v1/): OpenAPI schema, local Swagger UI/Redoc assets, JSON errors, throttles --
+#   API_THROTTLE_ANON  requests per client address for anonymous API calls (default 120/min).
+#   API_THROTTLE_USER  requests per account for authenticated API calls (default 600/min).
+#   API_NUM_PROXIES    reverse proxies in front, whose X-Forwarded-For the throttles trust (default 0).
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+        "EXCEPTION_HANDLER": "gsafollowup.http.api_exception_handler",
+        # Throttles count REMOTE_ADDR, not a client-supplied X-Forwarded-For.
+        "NUM_PROXIES": int(os.environ.get("API_NUM_PROXIES", "0")),
+    }
+)
+API_THROTTLE_RATES = {
+    "anon": os.environ.get("API_THROTTLE_ANON", "120/min"),
+    "user": os.environ.get("API_THROTTLE_USER", "600/min"),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "gsafollowup API",
+    "DESCRIPTION": (
+        "Alerts, calibrated follow-up photometry and reference surveys. Authenticate with the header "
+        "`Authorization: Hashtag <value>`. Errors are `{\"error\": {\"code\": ..., \"message\": ...}}`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["gsafollowup.schema.only_api_v1"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gsafollowup.schema.add_error_responses",
+    ],
+}

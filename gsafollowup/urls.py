@@ -24,6 +24,7 @@ site = [
     path("upload/", calibration_views.upload, name="upload"),
     path("followup_plot/<int:pk>.png", calibration_views.point_plot, name="followup-plot"),
     path("followup_point/<int:pk>/", calibration_views.point_detail, name="followup-point"),
+    path("api/v1/", include("gsafollowup.api_urls")),
 ]
 
 urlpatterns = [
