@@ -3,7 +3,7 @@
 from django.conf import settings
 
 from gsafollowup.errors import TooLarge
-from gsafollowup.http import plain_error
+from gsafollowup.http import json_error, plain_error
 
 
 class UploadLimitMiddleware:
@@ -18,9 +18,9 @@ class UploadLimitMiddleware:
         except ValueError:
             length = 0
         if length > upload_limit_bytes():
-            return plain_error(
-                TooLarge(f"The upload is larger than the {settings.MAX_UPLOAD_MB:g} MB limit.")
-            )
+            error = TooLarge(f"The upload is larger than the {settings.MAX_UPLOAD_MB:g} MB limit.")
+            # The REST API answers its JSON error body; legacy routes their one plain line.
+            return json_error(error) if "/api/v1/" in request.path else plain_error(error)
         return self.get_response(request)
 
 
