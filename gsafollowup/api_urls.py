@@ -1,12 +1,22 @@
 """Routes of the REST API, included at /api/v1/ (and /followup/api/v1/)."""
 
-from django.urls import path
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from alerts import api as alerts
 from calibration import api as calibration
 from gsafollowup import schema  # noqa: F401 (registers the hashtag security scheme)
+from gsafollowup.errors import NotFound
+from gsafollowup.http import json_error
 from observers import api as observers
+
+
+@csrf_exempt  # it changes nothing; a JSON 404 is the answer for every method
+def api_not_found(request):
+    """The JSON error body for unknown API paths, whatever the method."""
+    return json_error(NotFound(f"No API route {request.path[:60]}; see /api/v1/docs/."))
+
 
 urlpatterns = [
     path("alerts/", alerts.AlertListView.as_view(), name="api-alerts"),
@@ -24,4 +34,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Anything else under /api/v1/ (an id that is not a positive integer, a typo) is a JSON 404.
+    re_path(r"^.*$", api_not_found),
 ]

@@ -1,0 +1,162 @@
+"""The OpenAPI schema, the docs pages served with local assets, and schemathesis on a live server.
+
+GSA_SCHEMATHESIS_EXAMPLES (default 10) bounds the generated examples per operation and mode.
+"""
+
+import os
+import re
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from gsafollowup.errors import error_codes
+from tests.conftest import import_legacy_lightcurve
+
+EXAMPLES = int(os.environ.get("GSA_SCHEMATHESIS_EXAMPLES", "10"))
+OPERATIONS = {
+    ("/api/v1/alerts/", "get"),
+    ("/api/v1/alerts/", "post"),
+    ("/api/v1/alerts/{id}/", "get"),
+    ("/api/v1/alerts/{id}/lightcurve/", "get"),
+    ("/api/v1/alerts/{id}/lightcurve/{fmt}/", "get"),
+    ("/api/v1/points/", "get"),
+    ("/api/v1/points/", "post"),
+    ("/api/v1/points/{id}/", "get"),
+    ("/api/v1/points/{id}/", "delete"),
+    ("/api/v1/surveys/", "get"),
+    ("/api/v1/observatories/me", "get"),
+}
+
+
+def test_schema_describes_every_operation_once(client, db):
+    response = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    operations = {(path, method) for path, item in schema["paths"].items() for method in item}
+    assert operations == OPERATIONS
+    assert schema["components"]["securitySchemes"]["hashtag"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": "The observatory's hashtag, sent as `Authorization: Hashtag <value>`.",
+    }
+    error = schema["components"]["schemas"]["Error"]["properties"]["error"]
+    assert error["properties"]["code"]["enum"] == list(error_codes())
+    upload = schema["paths"]["/api/v1/points/"]["post"]
+    assert {"201", "200", "400", "401", "403", "404", "409", "413", "422", "429"} <= set(upload["responses"])
+    fields = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][fields]["properties"]) == {
+        "catalog",
+        "event_id",
+        "mjd",
+        "exp_time",
+        "match_dist",
+        "force_filter",
+        "dry_run",
+        "comment",
+    }
+
+
+def test_every_error_code_has_one_status():
+    codes = error_codes()
+    assert codes["bad_input"] == 400 and codes["duplicate"] == 409 and codes["throttled"] == 429
+    assert len(codes) == len(set(codes))
+
+
+def local_assets(html: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', html)
+
+
+@pytest.mark.parametrize("page", ["docs", "redoc"])
+def test_docs_pages_load_their_assets_from_this_server(page, live_server):
+    response = requests.get(f"{live_server.url}/api/v1/{page}/", timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assets = local_assets(response.text)
+    scripts = [a for a in assets if a.endswith(".js")]
+    assert scripts, response.text
+    for asset in assets:
+        url = urljoin(response.url, asset)
+        assert urlsplit(url).netloc == urlsplit(live_server.url).netloc, asset
+        assert requests.get(url, timeout=30).status_code == 200, url
+    # The schema the page loads comes from this server too.
+    assert "/api/v1/schema/" in response.text
+
+
+@pytest.mark.browser
+def test_swagger_ui_renders_every_operation_offline(page, live_server, transactional_db):
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    page.wait_for_selector(".swagger-ui .opblock")
+    summaries = page.locator(".swagger-ui .opblock .opblock-summary-path").all_inner_texts()
+    rendered = {text.replace("\u200b", "").strip() for text in summaries}
+    assert rendered == {path for path, _ in OPERATIONS}
+
+
+@pytest.fixture
+def api_data(transactional_db, make_observatory, media, settings):
+    """Real data for the generated requests: APASS stars, an alert with points, two observatories."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from tests.conftest import APASS
+
+    call_command("ingest_refcat", "APASS", str(APASS), stdout=StringIO(), stderr=StringIO())
+    import_legacy_lightcurve(25477)
+    # Schemathesis sends hundreds of requests from one address within a minute.
+    settings.API_THROTTLE_RATES = {"anon": "100000/min", "user": "100000/min"}
+    _, hashtag = make_observatory("LIVE")
+    return {"hashtag": hashtag}
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+#: Operations without parameters or body have no invalid input to generate.
+WITHOUT_INPUT = {("/api/v1/surveys/", "get"), ("/api/v1/observatories/me", "get")}
+RUNS = [
+    (path, method, mode)
+    for path, method in sorted(OPERATIONS)
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    if mode == GenerationMode.POSITIVE or (path, method) not in WITHOUT_INPUT
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(("path", "method", "mode"), RUNS, ids=str)
+def test_schemathesis(live_server, api_data, path, method, mode):
+    """Generated requests, anonymous and authenticated: no 5xx, every answer matches the schema."""
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema/", timeout=30)
+    operation = schema[path][method.upper()]
+    authenticated = {"Authorization": f"Hashtag {api_data['hashtag']}"}
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def exercise(case):
+        case.call_and_validate(checks=CHECKS, timeout=60)
+        case.call_and_validate(checks=CHECKS, headers=authenticated, timeout=60)
+
+    exercise()
