@@ -15,7 +15,8 @@ from observers import api as observers
 @csrf_exempt  # it changes nothing; a JSON 404 is the answer for every method
 def api_not_found(request):
     """The JSON error body for unknown API paths, whatever the method."""
-    return json_error(NotFound(f"No API route {request.path[:60]}; see /api/v1/docs/."))
+    hint = " (API paths end with '/')" if not request.path.endswith("/") else ""
+    return json_error(NotFound(f"No API route {request.path[:60]}{hint}; see /api/v1/docs/."))
 
 
 urlpatterns = [

@@ -275,3 +275,22 @@ def test_observatory_me(observatory, client, curator):
     assert error_code(client.get("/api/v1/observatories/me"), 401) == "not_authenticated"
     client.force_login(curator)
     assert error_code(client.get("/api/v1/observatories/me"), 404) == "not_found"
+
+
+@pytest.mark.postgres_only
+def test_database_down_is_503(transactional_db, client):
+    """A real refused connection (PostgreSQL on a port where nothing listens) answers 503 unavailable."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs a server database (SQLite's test database is in memory)")
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(int(port) + 1)
+    try:
+        response = client.get("/api/v1/alerts/")
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    assert error_code(response, 503) == "unavailable"
+    assert client.get("/api/v1/alerts/").status_code == 200

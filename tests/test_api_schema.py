@@ -160,3 +160,46 @@ def test_schemathesis(live_server, api_data, path, method, mode):
         case.call_and_validate(checks=CHECKS, headers=authenticated, timeout=60)
 
     exercise()
+
+
+def test_unknown_api_paths_are_json_404(client, db):
+    response = client.get("/api/v1/alerts")
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "No API route /api/v1/alerts (API paths end with '/'); see /api/v1/docs/.",
+    }
+    response = client.delete("/followup/api/v1/points/-3/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_production_collectstatic_serves_the_docs_assets(tmp_path):
+    """With DEBUG off the docs' Swagger UI and Redoc files are collected for whitenoise."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DEBUG", "DATABASE_URL")},
+        "DEBUG": "0",
+        "SECRET_KEY": "collectstatic-test-key-" + "x" * 40,
+        "STATIC_ROOT": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    paths = json.loads((tmp_path / "staticfiles.json").read_text())["paths"]
+    for asset in (
+        "swagger-ui-dist/swagger-ui-bundle.js",
+        "swagger-ui-dist/swagger-ui.css",
+        "redoc/bundles/redoc.standalone.js",
+    ):
+        assert f"drf_spectacular_sidecar/{asset}" in paths
