@@ -121,6 +121,17 @@ class PointDetailSerializer(PointSerializer):
         return reverse("followup-plot", args=[point.pk], request=self.context.get("request"))
 
 
+class DryRunPointSerializer(PointDetailSerializer):
+    """What a dry run calibrated, in the shape of a stored point that was not stored."""
+
+    id = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: nothing was stored")
+    created = serializers.DateTimeField(read_only=True, allow_null=True)
+    updated = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta(PointDetailSerializer.Meta):
+        pass
+
+
 class PointFilterSerializer(serializers.Serializer):
     alert = serializers.IntegerField(required=False, min_value=1, help_text="Alert id")
     observatory = serializers.CharField(required=False, max_length=100, help_text="Observatory name")
@@ -217,7 +228,7 @@ class PointListView(ApiMixin, generics.ListCreateAPIView):
         request={"multipart/form-data": PointUploadSerializer},
         responses={
             201: OpenApiResponse(PointDetailSerializer, description="Calibrated and stored"),
-            200: OpenApiResponse(PointDetailSerializer, description="Dry run: calibrated, nothing stored"),
+            200: OpenApiResponse(DryRunPointSerializer, description="Dry run: calibrated, nothing stored"),
         },
     )
     def post(self, request, *args, **kwargs):
@@ -227,7 +238,7 @@ class PointListView(ApiMixin, generics.ListCreateAPIView):
         context = {"request": request}
         if outcome.dry_run:
             point = unsaved_point(outcome, current_observatory(request.user))
-            return Response(PointDetailSerializer(point, context=context).data, status=200)
+            return Response(DryRunPointSerializer(point, context=context).data, status=200)
         return Response(PointDetailSerializer(outcome.point, context=context).data, status=201)
 
 

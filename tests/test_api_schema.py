@@ -203,3 +203,52 @@ def test_production_collectstatic_serves_the_docs_assets(tmp_path):
         "redoc/bundles/redoc.standalone.js",
     ):
         assert f"drf_spectacular_sidecar/{asset}" in paths
+
+
+@pytest.mark.live
+def test_real_answers_match_the_schema(live_server, api_data):
+    """Successful answers with real data (which generated requests rarely reach) follow the schema."""
+    from tests.conftest import DECAM, STAR_DEC, STAR_RA
+
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/v1/schema/", timeout=30)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Hashtag {api_data['hashtag']}"
+    api = f"{live_server.url}/api/v1"
+
+    def check(path: str, method: str, response, status: int):
+        assert response.status_code == status, response.text
+        schema[path][method].validate_response(response)
+        return response.json() if response.content and "json" in response.headers["Content-Type"] else None
+
+    alert = check(
+        "/api/v1/alerts/",
+        "POST",
+        session.post(f"{api}/alerts/", json={"ivorn": "ivo://live/star", "ra": STAR_RA, "dec": STAR_DEC}),
+        201,
+    )
+    fields = {"event_id": "ivo://live/star", "mjd": "59373.1", "match_dist": "2"}
+
+    def upload(**extra):
+        with DECAM.open("rb") as catalog:
+            return session.post(f"{api}/points/", data={**fields, **extra}, files={"catalog": catalog})
+
+    dry = check("/api/v1/points/", "POST", upload(dry_run="true"), 200)
+    assert dry["id"] is None and dry["band"] == "g"
+    stored = check("/api/v1/points/", "POST", upload(), 201)
+    check("/api/v1/points/", "POST", upload(), 409)
+    check("/api/v1/points/", "GET", session.get(f"{api}/points/"), 200)
+    check("/api/v1/points/{id}/", "GET", session.get(f"{api}/points/{stored['id']}/"), 200)
+    check("/api/v1/alerts/", "GET", session.get(f"{api}/alerts/?observed=true&cone=24,-48.7,1"), 200)
+    check("/api/v1/alerts/{id}/", "GET", session.get(f"{api}/alerts/{alert['id']}/"), 200)
+    for alert_id in (alert["id"], 25477):
+        curve = check(
+            "/api/v1/alerts/{id}/lightcurve/", "GET", session.get(f"{api}/alerts/{alert_id}/lightcurve/"), 200
+        )
+        assert curve["points"]
+        for url in curve["downloads"].values():
+            check("/api/v1/alerts/{id}/lightcurve/{fmt}/", "GET", session.get(url), 200)
+    check("/api/v1/surveys/", "GET", session.get(f"{api}/surveys/"), 200)
+    check("/api/v1/observatories/me", "GET", session.get(f"{api}/observatories/me"), 200)
+    check("/api/v1/points/{id}/", "DELETE", session.delete(f"{api}/points/{stored['id']}/"), 204)
+    hidden = check("/api/v1/points/{id}/", "GET", session.get(f"{api}/points/{stored['id']}/"), 200)
+    assert hidden["hidden"] is True
