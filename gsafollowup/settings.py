@@ -196,3 +196,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# ---- Production serving (gunicorn behind a reverse proxy; docs/deploy.md) ----
+# A view that loses the database answers 503 with a clear message, not a 500 traceback.
+MIDDLEWARE.append("gsafollowup.middleware.DatabaseUnavailableMiddleware")
+# Load balancers and the service manager probe /health over plain http on the loopback.
+SECURE_REDIRECT_EXEMPT = [r"^(followup/)?health$"]
+# How many reverse proxies in front of the server append to X-Forwarded-For (0: none, the
+# client is REMOTE_ADDR). The wrong-hashtag throttle counts per real client address: behind
+# one nginx set 1, so the address nginx saw is used and a client cannot forge its own.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
