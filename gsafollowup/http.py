@@ -71,10 +71,16 @@ def as_domain_error(exc: Exception) -> DomainError | None:
         return NotAcceptable(str(exc.detail))
     if isinstance(exc, drf.UnsupportedMediaType):
         return UnsupportedMediaType(str(exc.detail))
+    return database_unavailable(exc)
+
+
+def database_unavailable(exc: Exception) -> ServiceUnavailable | None:
+    """ServiceUnavailable for a lost or refused database connection; None for anything else."""
     from django.db import InterfaceError, OperationalError
 
     if isinstance(exc, OperationalError | InterfaceError):
-        log.warning("database unavailable: %s", exc)
+        # The driver's text can hold host names and ports: it goes to the log, not to the client.
+        log.warning("database unavailable: %s", " ".join(str(exc).split()))
         return ServiceUnavailable("The database is unavailable; try again in a minute.")
     return None
 
@@ -86,15 +92,19 @@ def one_line(message: str) -> str:
 
 
 def plain_error(error: DomainError) -> HttpResponse:
+    """The legacy error body: one line of plain text with the error's status."""
     response = HttpResponse(
         one_line(error.message) + "\n", status=error.http_status, content_type="text/plain"
     )
     if error.http_status == 401:
         response["WWW-Authenticate"] = "Hashtag"
+    if error.http_status == 503:
+        response["Retry-After"] = "30"
     return response
 
 
 def json_error(error: DomainError) -> JsonResponse:
+    """The REST API error body: {"error": {"code": ..., "message": ...}}."""
     body = {"error": {"code": error.code, "message": one_line(error.message)}}
     existing = getattr(error, "existing_id", None)
     if existing is not None:
@@ -102,6 +112,8 @@ def json_error(error: DomainError) -> JsonResponse:
     response = JsonResponse(body, status=error.http_status)
     if error.http_status == 401:
         response["WWW-Authenticate"] = "Hashtag"
+    if error.http_status == 503:
+        response["Retry-After"] = "30"
     return response
 
 
@@ -118,6 +130,13 @@ def api_exception_handler(exc, context):
         seconds = wait if wait is not None else settings.HASHTAG_FAILURE_WINDOW
         response["Retry-After"] = str(max(1, math.ceil(seconds)))
     return response
+
+
+def error_response(request, error: DomainError) -> HttpResponse:
+    """The error in the format of the route: JSON under /api/, the legacy plain line elsewhere."""
+    if "/api/" in request.path:
+        return json_error(error)
+    return plain_error(error)
 
 
 def wants_json(request) -> bool:

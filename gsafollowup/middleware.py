@@ -1,9 +1,9 @@
-"""Refuse oversized request bodies before anything reads them."""
+"""Request-wide guards: oversized bodies are refused early; a database outage answers 503."""
 
 from django.conf import settings
 
 from gsafollowup.errors import TooLarge
-from gsafollowup.http import json_error, plain_error
+from gsafollowup.http import database_unavailable, error_response
 
 
 class UploadLimitMiddleware:
@@ -20,10 +20,29 @@ class UploadLimitMiddleware:
         if length > upload_limit_bytes():
             error = TooLarge(f"The upload is larger than the {settings.MAX_UPLOAD_MB:g} MB limit.")
             # The REST API answers its JSON error body; legacy routes their one plain line.
-            return json_error(error) if "/api/v1/" in request.path else plain_error(error)
+            return error_response(request, error)
         return self.get_response(request)
 
 
 def upload_limit_bytes() -> int:
     # A little room for the other form fields around the file.
     return int(settings.MAX_UPLOAD_MB * 1024 * 1024) + 64 * 1024
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that loses its database answers a clear 503 instead of a 500 with a traceback.
+
+    DRF views (legacy endpoints, API) map the same errors in their own exception handler; this
+    covers the plain Django views (pages, forms, /health). With CONN_HEALTH_CHECKS the next
+    request after the database is back opens a fresh connection, without restarting the server.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        error = database_unavailable(exception)
+        return None if error is None else error_response(request, error)

@@ -197,17 +197,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
+# ---- Production serving (gunicorn behind a reverse proxy; docs/deploy.md) ----
+# A view that loses the database answers 503 with a clear message, not a 500 traceback.
+MIDDLEWARE.append("gsafollowup.middleware.DatabaseUnavailableMiddleware")
+# Load balancers and the service manager probe /health over plain http on the loopback.
+SECURE_REDIRECT_EXEMPT = [r"^(followup/)?health$"]
+# How many reverse proxies in front of the server append to X-Forwarded-For (0: none, the
+# client is REMOTE_ADDR). The wrong-hashtag throttle counts per real client address: behind
+# one nginx set 1, so the address nginx saw is used and a client cannot forge its own.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+
 # -- REST API (/api/v1/): OpenAPI schema, local Swagger UI/Redoc assets, JSON errors, throttles --
 #   API_THROTTLE_ANON  requests per client address for anonymous API calls (default 120/min).
 #   API_THROTTLE_USER  requests per account for authenticated API calls (default 600/min).
-#   API_NUM_PROXIES    reverse proxies in front, whose X-Forwarded-For the throttles trust (default 0).
 INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 REST_FRAMEWORK.update(
     {
         "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
         "EXCEPTION_HANDLER": "gsafollowup.http.api_exception_handler",
-        # Throttles count REMOTE_ADDR, not a client-supplied X-Forwarded-For.
-        "NUM_PROXIES": int(os.environ.get("API_NUM_PROXIES", "0")),
+        # Throttles count the real client: REMOTE_ADDR, or the address the trusted proxies saw.
+        "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     }
 )
 API_THROTTLE_RATES = {

@@ -7,10 +7,12 @@ from alerts import views as alert_views
 from alerts.legacy import NewEventView
 from calibration import views as calibration_views
 from calibration.legacy import DelPointView, FollowupListView, UploadView
+from gsafollowup.health import health
 from observers import views as observer_views
 
 site = [
     path("", alert_views.home, name="home"),
+    path("health", health, name="health"),
     path("login/", observer_views.login_view, name="login"),
     path("logout/", observer_views.logout_view, name="logout"),
     path("list_of_alerts", alert_views.alert_list, name="alert-list"),

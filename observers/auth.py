@@ -19,7 +19,17 @@ FIELD = "hashtag"
 
 
 def client_address(request) -> str:
-    """The address failures are counted against."""
+    """The address failures are counted against: the peer, or what the trusted proxies saw.
+
+    Each of the TRUSTED_PROXY_COUNT proxies appends the address it received the request from
+    to X-Forwarded-For, so the client is that many entries from the right; entries further
+    left were written by the client and are not believed.
+    """
+    trusted = settings.TRUSTED_PROXY_COUNT
+    if trusted > 0:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if len(forwarded) >= trusted:
+            return forwarded[-trusted]
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 

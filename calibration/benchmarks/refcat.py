@@ -223,26 +223,25 @@ def run_worker(url: str, spec: dict) -> dict:
 
 def postgres_server():
     """A throw-away PostgreSQL server, started the way the test suite starts its own."""
-    # The test harness already knows how to initdb as the postgres account on 127.0.0.1.
-    from tests.environment import find_binaries, start
+    from gsafollowup.testing.postgres import start_temporary_postgres
 
-    bindir = find_binaries()
-    if bindir is None:
+    server = start_temporary_postgres()
+    if server is None:
         raise SystemExit("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql.")
-    return start(bindir)
+    return server
 
 
-def create_database(server: dict, name: str) -> str:
+def create_database(server, name: str) -> str:
     import psycopg2
 
-    conn = psycopg2.connect(host="127.0.0.1", port=server["port"], user="gsa", dbname="postgres")
+    conn = psycopg2.connect(host="127.0.0.1", port=server.port, user="gsa", dbname="postgres")
     try:
         conn.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
         with conn.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {name}")
     finally:
         conn.close()
-    return f"postgres://gsa@127.0.0.1:{server['port']}/{name}"
+    return f"postgres://gsa@127.0.0.1:{server.port}/{name}"
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -333,9 +332,7 @@ def main(argv=None) -> None:
                 rows.append({"db": db, "size": size, **figures})
     finally:
         if server is not None:
-            from tests.environment import stop
-
-            stop(server)
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     servers = ", ".join(sorted({r["server"] for r in rows if r["server"]}))
     print()

@@ -160,15 +160,14 @@ class Command(BaseCommand):
 
     def run_on_postgres(self, opts: dict) -> None:
         """Run this command again in a child process pointed at a temporary PostgreSQL server."""
-        from tests.environment import find_binaries, start, stop
+        from gsafollowup.testing.postgres import start_temporary_postgres
 
-        bindir = find_binaries()
-        if bindir is None:
+        server = start_temporary_postgres()
+        if server is None:
             raise CommandError("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
-        server = start(bindir)
         try:
             command = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_lightcurve"]
             command += ["--points", str(opts["points"]), "--repeat", str(opts["repeat"])]
-            subprocess.run(command, env={**os.environ, "DATABASE_URL": server["url"]}, check=True)
+            subprocess.run(command, env={**os.environ, "DATABASE_URL": server.url}, check=True)
         finally:
-            stop(server)
+            server.stop()

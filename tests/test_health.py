@@ -1,0 +1,49 @@
+"""/health for load balancers, and the client address the wrong-hashtag throttle counts."""
+
+import pytest
+from django.test import RequestFactory
+
+from observers.auth import client_address
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/health", "/followup/health"])
+def test_health_answers_ok_when_the_database_answers(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert response["Content-Type"].startswith("text/plain")
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_health_refuses_writes(client):
+    assert client.post("/health").status_code == 405
+
+
+def test_without_trusted_proxies_the_peer_address_counts(settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    request = RequestFactory().get("/", REMOTE_ADDR="10.1.1.1", HTTP_X_FORWARDED_FOR="192.0.2.7")
+    # A client cannot escape the throttle by writing its own X-Forwarded-For.
+    assert client_address(request) == "10.1.1.1"
+
+
+def test_behind_one_proxy_the_address_it_saw_counts(settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    forged_then_real = "203.0.113.99, 198.51.100.23"
+    request = RequestFactory().get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forged_then_real)
+    assert client_address(request) == "198.51.100.23"
+
+
+def test_behind_two_proxies_the_second_entry_from_the_right_counts(settings):
+    settings.TRUSTED_PROXY_COUNT = 2
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.99, 198.51.100.23, 10.0.0.2"
+    )
+    assert client_address(request) == "198.51.100.23"
+
+
+def test_a_missing_forwarded_header_falls_back_to_the_peer(settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    request = RequestFactory().get("/", REMOTE_ADDR="10.1.1.1")
+    assert client_address(request) == "10.1.1.1"
