@@ -78,15 +78,21 @@ def query(archive: Archive, ra: float, dec: float, radius: float):
         try:
             result = TAPService(url, session=session).run_sync(adql, maxrec=maxrec)
             table = result.to_table()
+            break
         except DALQueryError as error:
             # The archive understood the request and refused it: asking again will not help.
             raise ArchiveUnavailable(archive.survey, _refusal(archive, error)) from None
-        except (DALFormatError, VOTableSpecError, ValueError) as error:
-            raise ArchiveUnavailable(
-                archive.survey,
-                f"The {archive.survey} archive ({archive.table}) sent an unreadable answer: {error}",
-            ) from None
-        except DALServiceError as error:
+        except (DALServiceError, DALFormatError, VOTableSpecError, ValueError) as error:
+            # pyvo reports a connection that failed before any answer as a format error whose
+            # cause is the requests error: that one is the archive being down, worth a retry.
+            down = isinstance(error, DALServiceError) or isinstance(
+                getattr(error, "cause", None), requests.RequestException
+            )
+            if not down:
+                raise ArchiveUnavailable(
+                    archive.survey,
+                    f"The {archive.survey} archive ({archive.table}) sent an unreadable answer: {error}",
+                ) from None
             log.warning("%s archive, attempt %d of %d: %s", archive.survey, attempt, attempts, error)
             if attempt == attempts:
                 raise ArchiveUnavailable(
@@ -105,8 +111,8 @@ def query(archive: Archive, ra: float, dec: float, radius: float):
     return table
 
 
-def _reason(error: DALServiceError) -> str:
-    cause = error.cause
+def _reason(error: Exception) -> str:
+    cause = getattr(error, "cause", None)
     if isinstance(cause, requests.Timeout):
         return "no answer in time"
     if isinstance(cause, requests.ConnectionError):

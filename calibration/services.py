@@ -87,10 +87,10 @@ def run_calibration(
     references = cone(ra, dec, radius)
     if not references:
         if references.missing:
+            names = ", ".join(references.missing)
             raise ServiceUnavailable(
-                "No reference stars for this field: "
+                f"No reference stars for this field: the source of {names} is unavailable; try again later. "
                 + " ".join(references.missing.values())
-                + " Try again later."
             )
         raise CalibrationImpossible("No reference stars are loaded for this field.")
     result = calibrate(
