@@ -11,7 +11,7 @@ IntegrityError for the loser, whose stars are then already there.
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import requests
@@ -208,3 +208,32 @@ def _store(archive: Archive, chunk: StarChunk, missing: np.ndarray) -> tuple[int
     catalog.coverage_deg2 = references.footprint_area(footprint)
     catalog.save()
     return len(stars), len(missing)
+
+
+@dataclass
+class PrewarmReport:
+    """Per survey: fields fetched and stars stored, fields already covered, fields that failed (why)."""
+
+    survey: str
+    fetched: int = 0
+    stars: int = 0
+    covered: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def prewarm(fields, radius: float, surveys) -> list[PrewarmReport]:
+    """Fetch and cache the surveys' stars around each (name, ra, dec) field; failures are reported."""
+    reports = {survey: PrewarmReport(survey) for survey in surveys}
+    for name, ra, dec in fields:
+        for survey, report in reports.items():
+            try:
+                outcome = ensure_covered(survey, ra, dec, radius)
+            except ArchiveUnavailable as error:
+                report.failed.append((name, error.message))
+                continue
+            if outcome.queried:
+                report.fetched += 1
+                report.stars += outcome.stars
+            else:
+                report.covered += 1
+    return list(reports.values())

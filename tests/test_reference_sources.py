@@ -160,3 +160,53 @@ def test_no_survey_answering_is_a_503_for_the_observer(settings, fast_retries, o
     response = upload(client, hashtag, dryRun="1")
     assert response.status_code == 503, response.content
     assert "source of GaiaDR3 is unavailable; try again later" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_prewarm_fetches_each_field_once_and_reports_per_survey(settings, saved_gaia, fast_retries, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from alerts.models import Alert
+
+    for k in range(2):
+        Alert.objects.create(
+            ivorn=f"ivo://test/star{k}", ra=float(saved_gaia["ra"][k]), dec=float(saved_gaia["dec"][k])
+        )
+    Alert.objects.create(ivorn="ivo://test/empty", ra=100.0, dec=-20.0)
+    listing = tmp_path / "alerts.txt"
+    listing.write_text("# fields of tonight\nivo://test/star0\nivo://test/empty\n")
+    with ArchiveServer("serve", GAIA_ANSWER) as archive:
+        gaia_remote(settings, archive.url)
+        out = StringIO()
+        call_command("prewarm_fields", "--alerts", "all", "--radius", "0.25", stdout=out)
+        assert (
+            "GaiaDR3: 2 stars stored from 3 fields fetched, 0 fields already covered, 0 failed"
+            in out.getvalue()
+        )
+        assert len(archive.requests) == 3
+        out = StringIO()
+        call_command("prewarm_fields", "--file", str(listing), "--radius", "0.25", stdout=out)
+        assert (
+            "GaiaDR3: 0 stars stored from 0 fields fetched, 2 fields already covered, 0 failed"
+            in out.getvalue()
+        )
+        assert len(archive.requests) == 3
+    Alert.objects.create(ivorn="ivo://test/new", ra=200.0, dec=10.0)
+    gaia_remote(settings, refused_url())
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 field fetches failed"):
+        call_command(
+            "prewarm_fields",
+            "--alerts",
+            "ivo://test/new",
+            "ivo://test/star1",
+            "--radius",
+            "0.25",
+            stdout=StringIO(),
+            stderr=err,
+        )
+    assert "GaiaDR3 ivo://test/new: The GaiaDR3 archive" in err.getvalue()
+    with pytest.raises(CommandError, match="Unknown alert"):
+        call_command("prewarm_fields", "--alerts", "ivo://test/none", stdout=StringIO())
