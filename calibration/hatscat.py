@@ -44,12 +44,15 @@ class HatsSource:
     def __init__(self, survey: str, location: str):
         # Imported here: hats (and pandas behind it) load only in processes that use this source.
         import hats
+        from upath import UPath
 
         self.survey = survey
         self.location = location
+        # Public buckets (MAST's PS1 HATS on AWS) are read without credentials; needs s3fs.
+        where = UPath(location, anon=True) if location.startswith("s3://") else location
         try:
-            self.catalog = hats.read_hats(location)
-        except (OSError, ValueError, FileNotFoundError) as error:
+            self.catalog = hats.read_hats(where)
+        except (OSError, ValueError, ImportError) as error:
             raise HatsUnavailable(
                 f"The {survey} HATS catalog at {location} cannot be opened: {error}"
             ) from None
