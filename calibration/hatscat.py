@@ -85,7 +85,7 @@ class HatsSource:
                         path.path, columns=self.columns, filters=filters, filesystem=path.fs
                     ).to_pandas()
                 )
-        except OSError as error:
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
             raise HatsUnavailable(
                 f"The {self.survey} HATS catalog at {self.location} cannot be read: {error}"
             ) from None

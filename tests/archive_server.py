@@ -14,6 +14,13 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """Clients that drop a kept-alive connection are normal here, not errors to print."""
+
+
 class ArchiveServer:
     def __init__(self, behaviour: str = "serve", answer: Path | bytes | None = None, delay: float = 2.0):
         self.behaviour = behaviour
@@ -43,8 +50,7 @@ class ArchiveServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -67,3 +73,70 @@ def refused_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/tap"
+
+
+class StaticServer:
+    """Files of a directory over HTTP on 127.0.0.1, with byte ranges (as object stores serve them).
+
+    ``down()`` makes every later request fail with 503, as a storage outage would.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.failing = False
+        self.requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self, head=False):
+                server.requests += 1
+                path = (server.root / self.path.split("?")[0].lstrip("/")).resolve()
+                if server.failing:
+                    self.send_error(503, "Service Unavailable")
+                    return
+                if server.root.resolve() not in path.parents or not path.is_file():
+                    self.send_error(404, "Not Found")
+                    return
+                data = path.read_bytes()
+                first, last = 0, len(data) - 1
+                ranged = self.headers.get("Range", "").startswith("bytes=")
+                if ranged:
+                    start, _, end = self.headers["Range"][6:].partition("-")
+                    if start:
+                        first, last = int(start), min(int(end) if end else last, last)
+                    else:
+                        first = max(len(data) - int(end), 0)
+                self.send_response(206 if ranged else 200)
+                self.send_header("Accept-Ranges", "bytes")
+                if ranged:
+                    self.send_header("Content-Range", f"bytes {first}-{last}/{len(data)}")
+                self.send_header("Content-Length", str(last - first + 1))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(data[first : last + 1])
+
+            def do_HEAD(self):
+                self.do_GET(head=True)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, relative: str) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/{relative}"
+
+    def down(self) -> None:
+        self.failing = True
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -85,3 +85,20 @@ def test_a_hats_catalog_of_another_survey_is_refused(settings, apass_hats):
     settings.REFERENCE_SOURCES = {"GaiaDR3": f"hats:{apass_hats}"}
     found = cone(STAR_RA, STAR_DEC, 0.25, ["GaiaDR3"])
     assert list(found) == [] and "no columns of a GaiaDR3 format" in found.missing["GaiaDR3"]
+
+
+@pytest.mark.django_db
+def test_a_hats_catalog_over_http_gives_the_same_stars_and_a_storage_outage_is_named(settings, apass_hats):
+    from tests.archive_server import StaticServer
+
+    settings.REFERENCE_SOURCES = {"APASS": f"hats:{apass_hats}"}
+    (local,) = cone(STAR_RA, STAR_DEC, 0.25)
+    with StaticServer(apass_hats.parent) as storage:
+        settings.REFERENCE_SOURCES = {"APASS": f"hats:{storage.url(apass_hats.name)}"}
+        (remote,) = cone(STAR_RA, STAR_DEC, 0.25)
+        assert storage.requests > 0
+        assert np.array_equal(np.sort(remote.ra), np.sort(local.ra))
+        assert np.array_equal(np.sort(remote.mag["V"]), np.sort(local.mag["V"]), equal_nan=True)
+        storage.down()
+        found = cone(STAR_RA, STAR_DEC, 0.25)
+    assert list(found) == [] and "cannot be read" in found.missing["APASS"]
