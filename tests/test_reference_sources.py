@@ -210,3 +210,38 @@ def test_prewarm_fetches_each_field_once_and_reports_per_survey(settings, saved_
     assert "GaiaDR3 ivo://test/new: The GaiaDR3 archive" in err.getvalue()
     with pytest.raises(CommandError, match="Unknown alert"):
         call_command("prewarm_fields", "--alerts", "ivo://test/none", stdout=StringIO())
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_fetching_one_field_store_its_stars_once(settings, saved_gaia, fast_retries):
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is tested on PostgreSQL")
+    settings.ARCHIVE_TIMEOUT = 5
+    ra, dec = float(saved_gaia["ra"][0]), float(saved_gaia["dec"][0])
+    barrier = threading.Barrier(2)
+    found = []
+    # The archive answers after 0.3 s, so both workers see the field uncovered and both fetch it.
+    with ArchiveServer("slow", GAIA_ANSWER, delay=0.3) as archive:
+        gaia_remote(settings, archive.url)
+
+        def worker():
+            barrier.wait()
+            try:
+                found.append(cone(ra, dec, 0.25))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(archive.requests) == 2
+    assert [[s.source_id.tolist() for s in f] for f in found] == [[[4583627001381815936]]] * 2
+    catalog = ReferenceCatalog.objects.get(survey="GaiaDR3")
+    assert ReferenceStar.objects.filter(catalog=catalog).count() == catalog.stars == 1
