@@ -157,9 +157,12 @@ def ensure_covered(survey: str, ra: float, dec: float, radius: float) -> Fetch:
     if archive is None:
         raise ArchiveUnavailable(survey, f"No public archive is configured for {survey}.")
     outcome = Fetch(survey)
-    pixels = cone_pixels(ra, dec, radius)
-    catalog_pk = ReferenceCatalog.objects.filter(survey=survey).values_list("pk", flat=True).first()
-    missing = missing_pixels(catalog_pk, pixels)
+    catalog = ReferenceCatalog.objects.filter(survey=survey).values_list("pk", "files").first()
+    if catalog is not None and catalog[1]:
+        # Loaded from files by ingest_refcat: that load is the survey's truth here, and archive
+        # stars added around it would duplicate its stars.
+        return outcome
+    missing = missing_pixels(None if catalog is None else catalog[0], cone_pixels(ra, dec, radius))
     if not len(missing):
         return outcome
     # One archive cone holds every missing pixel whole: pixels touching the cone have their

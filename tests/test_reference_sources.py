@@ -245,3 +245,14 @@ def test_two_workers_fetching_one_field_store_its_stars_once(settings, saved_gai
     assert [[s.source_id.tolist() for s in f] for f in found] == [[[4583627001381815936]]] * 2
     catalog = ReferenceCatalog.objects.get(survey="GaiaDR3")
     assert ReferenceStar.objects.filter(catalog=catalog).count() == catalog.stars == 1
+
+
+@pytest.mark.django_db
+def test_a_survey_loaded_from_files_is_not_extended_from_the_archive(settings, apass, fast_retries):
+    from tests.conftest import STAR_DEC, STAR_RA
+
+    with ArchiveServer("serve", GAIA_ANSWER) as archive:
+        settings.REFERENCE_SOURCES = {"APASS": "remote"}
+        settings.ARCHIVE_URLS = {**settings.ARCHIVE_URLS, "vizier": archive.url}
+        (found,) = cone(STAR_RA, STAR_DEC, 0.25)
+    assert archive.requests == [] and found.survey == "APASS" and len(found) > 100
