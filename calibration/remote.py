@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyvo
 import requests
 from astropy.io.votable.exceptions import VOTableSpecError
 from django.conf import settings
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Order of the coverage pixels: 3.4' wide, about 90 of them for a 15' cone.
 COVERAGE_ORDER = 10
+#: Widest cone fetched from an archive (about 4,000 coverage pixels); calibration asks 1 deg at most.
+MAX_REMOTE_RADIUS_DEG = 2.0
 
 
 class ArchiveUnavailable(ServiceUnavailable):
@@ -60,6 +63,7 @@ class _Session(requests.Session):
     def __init__(self, timeout: float):
         super().__init__()
         self.timeout = timeout
+        self.headers["User-Agent"] = f"gsafollowup (python-pyvo/{pyvo.__version__})"
 
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
@@ -156,6 +160,10 @@ def ensure_covered(survey: str, ra: float, dec: float, radius: float) -> Fetch:
     archive = ARCHIVES.get(survey)
     if archive is None:
         raise ArchiveUnavailable(survey, f"No public archive is configured for {survey}.")
+    if radius > MAX_REMOTE_RADIUS_DEG:
+        raise ArchiveUnavailable(
+            survey, f"Cones wider than {MAX_REMOTE_RADIUS_DEG} deg are not fetched from the {survey} archive."
+        )
     outcome = Fetch(survey)
     catalog = ReferenceCatalog.objects.filter(survey=survey).values_list("pk", "files").first()
     if catalog is not None and catalog[1]:

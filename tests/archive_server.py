@@ -33,7 +33,10 @@ class ArchiveServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 fields = parse_qs(self.rfile.read(length).decode())
-                server.requests.append({"path": self.path, **{k: v[0] for k, v in fields.items()}})
+                server.requests.append(
+                    {"path": self.path, "agent": self.headers.get("User-Agent", "")}
+                    | {k: v[0] for k, v in fields.items()}
+                )
                 if server.behaviour == "error":
                     self.send_error(500, "Internal Server Error")
                     return

@@ -52,8 +52,9 @@ def test_the_query_asks_the_cone_without_a_row_limit_below_the_maxrec(settings, 
         table = query(ARCHIVES["GaiaDR3"], 268.0, -30.0, 0.25)
     assert len(table) == 2
     (asked,) = archive.requests
-    assert asked["path"] == "/tap/sync" and asked["LANG"] == "ADQL"
+    assert asked["path"] == "/tap/sync" and asked["LANG"] == "ADQL" and asked["REQUEST"] == "doQuery"
     assert asked["MAXREC"] == str(settings.ARCHIVE_MAXREC)
+    assert asked["agent"].startswith("gsafollowup (python-pyvo/")
     assert "CIRCLE('ICRS', 268.0, -30.0, 0.25)" in asked["QUERY"] and "gaiadr3.gaia_source" in asked["QUERY"]
 
 
@@ -256,3 +257,11 @@ def test_a_survey_loaded_from_files_is_not_extended_from_the_archive(settings, a
         settings.ARCHIVE_URLS = {**settings.ARCHIVE_URLS, "vizier": archive.url}
         (found,) = cone(STAR_RA, STAR_DEC, 0.25)
     assert archive.requests == [] and found.survey == "APASS" and len(found) > 100
+
+
+@pytest.mark.django_db
+def test_a_cone_too_wide_for_the_archive_is_named_not_fetched(settings, fast_retries):
+    with ArchiveServer("serve", GAIA_ANSWER) as archive:
+        gaia_remote(settings, archive.url)
+        found = cone(268.0, -30.0, 10.0)
+    assert archive.requests == [] and "wider than 2.0 deg" in found.missing["GaiaDR3"]
