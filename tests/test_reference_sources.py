@@ -265,3 +265,19 @@ def test_a_cone_too_wide_for_the_archive_is_named_not_fetched(settings, fast_ret
         gaia_remote(settings, archive.url)
         found = cone(268.0, -30.0, 10.0)
     assert archive.requests == [] and "wider than 2.0 deg" in found.missing["GaiaDR3"]
+
+
+def test_reference_sources_come_from_the_environment_and_are_checked_at_start(tmp_path):
+    from tests.test_settings import manage
+
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    code = "from django.conf import settings; print(settings.REFERENCE_SOURCES)"
+    sources = "GaiaDR3=remote, PS1=hats:https://data.example.org/hats/ps1"
+    result = manage("shell", "-c", code, DEBUG="1", DATABASE_URL=database, REFERENCE_SOURCES=sources)
+    assert result.stdout.strip().splitlines()[-1] == (
+        "{'GaiaDR3': 'remote', 'PS1': 'hats:https://data.example.org/hats/ps1'}"
+    )
+    result = manage("check", DEBUG="1", DATABASE_URL=database, REFERENCE_SOURCES="Gaia=remote,PS1=ftp")
+    assert result.returncode != 0
+    assert "calibration.E001" in result.stderr and "'Gaia'" in result.stderr
+    assert "calibration.E002" in result.stderr and "'ftp'" in result.stderr
