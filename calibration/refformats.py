@@ -695,13 +695,16 @@ def _column_values(column, key: str) -> np.ndarray:
 
 
 def table_stars(fmt: Format, table, where: str) -> tuple[StarChunk, list[str]]:
-    """The stars of an in-memory table (astropy Table or pandas DataFrame) read as ``fmt``.
+    """The stars of an in-memory table (astropy Table, pandas DataFrame or dict of arrays) read as ``fmt``.
 
     Columns are found case-insensitively. Returns the chunk and the format's bands present;
     BadReferenceFile when the position or every band is missing. Rows without a valid
     position are dropped: an archive answer has no line numbers to report them by.
     """
-    names = list(table.colnames) if hasattr(table, "colnames") else list(table.columns)
+    if isinstance(table, dict):
+        names = list(table)
+    else:
+        names = list(table.colnames) if hasattr(table, "colnames") else list(table.columns)
     lookup = _Lookup(names)
     missing = [c for c in (fmt.ra, fmt.dec) if lookup.get(c) is None]
     if missing:

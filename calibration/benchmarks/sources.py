@@ -14,6 +14,10 @@ is never opened), at the same random cone centres within 0.5 deg of the field's 
   real archive answer). Every centre is asked twice: the first call fetches and stores, the
   second must be served from the database without a request to the archive.
 
+With ``--dense N`` (default 1e6, 0 to skip) a synthetic Gaia-like catalog of N stars at
+50,000 stars/deg^2 (written as calibration.benchmarks.refcat writes it) is also loaded into the
+database and made into a HATS catalog, and 15' cones (about 9,800 stars each) are timed in both.
+
 Latencies go through the dispatcher (``references.cone``), exact distance filter included.
 Figures are printed; nothing is asserted.
 """
@@ -114,28 +118,28 @@ class FakeArchive:
         self.httpd.server_close()
 
 
-def build_hats(workdir: Path) -> Path:
-    """The extract as a HATS catalog (hats-import, in-process dask)."""
+def build_hats(workdir: Path, source: Path, name: str, ra: str, dec: str, threshold: int) -> Path:
+    """A CSV made into a HATS catalog (hats-import, in-process dask), at most ``threshold`` rows a file."""
     from dask.distributed import Client
     from hats_import.catalog.arguments import ImportArguments
     from hats_import.pipeline import pipeline_with_client
 
     arguments = ImportArguments(
-        output_artifact_name="apass_dr10",
-        input_file_list=[str(EXTRACT)],
+        output_artifact_name=name,
+        input_file_list=[str(source)],
         file_reader="csv",
-        ra_column="radeg",
-        dec_column="decdeg",
+        ra_column=ra,
+        dec_column=dec,
         output_path=str(workdir),
-        pixel_threshold=1000,
-        highest_healpix_order=8,
+        pixel_threshold=threshold,
+        highest_healpix_order=10,
         progress_bar=False,
         resume=False,
         tmp_dir=str(workdir / "tmp"),
     )
     with Client(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as client:
         pipeline_with_client(arguments, client)
-    return workdir / "apass_dr10"
+    return workdir / name
 
 
 def centres(count: int) -> list[tuple[float, float]]:
@@ -147,13 +151,13 @@ def centres(count: int) -> list[tuple[float, float]]:
     return list(zip(ra.tolist(), dec.tolist(), strict=True))
 
 
-def timed(points, radius: float) -> tuple[list[float], list[int]]:
+def timed(points, radius: float, survey: str = "APASS") -> tuple[list[float], list[int]]:
     from calibration.references import cone
 
     times, found = [], []
     for ra, dec in points:
         started = time.perf_counter()
-        sets = cone(ra, dec, radius, ["APASS"])
+        sets = cone(ra, dec, radius, [survey])
         times.append((time.perf_counter() - started) * 1e3)
         found.append(sum(len(s) for s in sets))
     return times, found
@@ -164,10 +168,44 @@ def row(label: str, times: list[float], found: list[int]) -> str:
     return f"{label:<44} {p50:>9.2f} {p95:>9.2f} {np.mean(found):>12.0f}"
 
 
+def dense_rows(workdir: Path, stars: int, cones: int, radius: float) -> tuple[list[str], list[float]]:
+    """The same timings on a synthetic Gaia-like catalog, written as the refcat benchmark writes it."""
+    from django.conf import settings
+
+    from calibration.benchmarks import refcat
+    from calibration.ingest import ingest_refcat
+
+    rng = np.random.default_rng(2021)
+    source = workdir / "gaia-like.csv"
+    gaia_row = "%d,%.9f,%.9f" + ",%.6f,%.3f" * 3 + "\n"
+    t = time.perf_counter()
+    refcat.write_csv(source, refcat.GAIA_HEADER, gaia_row, refcat.gaia_blocks(stars, rng), "")
+    settings.REFERENCE_SOURCES = {}
+    ingest_refcat("GaiaDR3", source)
+    catalog = build_hats(workdir / "hats", source, "gaia_like", "ra", "dec", 100_000)
+    print(f"wrote, loaded and HATS-imported {stars:,} Gaia-like stars in {time.perf_counter() - t:.0f} s")
+    points = refcat.cone_centres(rng, WARM_UP_CONES + cones, "dense", stars)
+    warm, measured = points[:WARM_UP_CONES], points[WARM_UP_CONES:]
+    label = f"Gaia-like {stars / 1e6:g} M"
+    timed(warm, radius, "GaiaDR3")
+    rows = [row(f"{label}: database (SQLite)", *timed(measured, radius, "GaiaDR3"))]
+    settings.REFERENCE_SOURCES = {"GaiaDR3": f"hats:{catalog}"}
+    timed(warm, radius, "GaiaDR3")
+    hats_times, found = timed(measured, radius, "GaiaDR3")
+    rows.append(row(f"{label}: HATS, local disk", hats_times, found))
+    return rows, hats_times
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cones", type=int, default=200, help="Timed cones per source")
     parser.add_argument("--radius", type=float, default=0.25, help="Cone radius, degrees (15' = 0.25)")
+    parser.add_argument(
+        "--dense",
+        type=float,
+        default=1e6,
+        help="Stars of a synthetic Gaia-like catalog (50,000/deg^2) timed in the database and HATS; 0: none",
+    )
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="gsa-sources-"))
     os.environ.update(
@@ -199,7 +237,7 @@ def main(argv=None) -> None:
         lines.append(row("database (SQLite)", *timed(measured, args.radius)))
 
         t = time.perf_counter()
-        catalog = build_hats(workdir / "hats")
+        catalog = build_hats(workdir / "hats", EXTRACT, "apass_dr10", "radeg", "decdeg", 1000)
         print(f"built the HATS catalog with hats-import in {time.perf_counter() - t:.1f} s", flush=True)
         settings.REFERENCE_SOURCES = {"APASS": f"hats:{catalog}"}
         first, _ = timed(warm[:1], args.radius)
@@ -215,6 +253,12 @@ def main(argv=None) -> None:
         asked = archive.requests
         lines.append(row("remote, 2nd call (served from the cache)", *timed(measured, args.radius)))
         second_asked = archive.requests - asked
+        archive.close()
+        archive = None
+        dense_hats = []
+        if args.dense:
+            dense_lines, dense_hats = dense_rows(workdir, int(args.dense), args.cones, args.radius)
+            lines += dense_lines
     finally:
         if archive is not None:
             archive.close()
@@ -225,9 +269,17 @@ def main(argv=None) -> None:
     print("\n".join(lines))
     print(f"HATS: first cone of the process (opens the catalog) {first[0]:.0f} ms")
     print(f"archive requests: {asked} on the 1st calls, {second_asked} on the 2nd calls")
-    p50 = float(np.percentile(hats_times, 50))
-    verdict = "met" if np.percentile(hats_times, 95) < HATS_GOAL_MS else "NOT met"
-    print(f"Goal: 15' HATS cone under {HATS_GOAL_MS:.0f} ms from local disk: {verdict} (p50 {p50:.1f} ms)")
+    worst = max(float(np.percentile(times, 95)) for times in (hats_times, dense_hats) if times)
+    verdict = "met" if worst < HATS_GOAL_MS else "NOT met"
+    print(
+        f"Goal: 15' HATS cone under {HATS_GOAL_MS:.0f} ms from local disk: {verdict} "
+        f"(worst p95 {worst:.1f} ms)"
+    )
+    if args.dense:
+        print(
+            "Gaia-like rows: centres inside the synthetic disc around (270, -30), "
+            "as in calibration.benchmarks.refcat"
+        )
 
 
 if __name__ == "__main__":
