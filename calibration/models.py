@@ -118,6 +118,23 @@ class ReferenceStar(models.Model):
         return f"star {self.source_id or self.pk} at ({self.ra:.6f}, {self.dec:+.6f})"
 
 
+class CoveredPixel(models.Model):
+    """A HEALPix pixel (nested, order ``remote.COVERAGE_ORDER``) whose stars were fetched from the archive.
+
+    The remote source stores a pixel's stars and this row in one transaction; the unique pair
+    makes a second copy of the same stars impossible when two workers fetch the same field.
+    """
+
+    catalog = models.ForeignKey(ReferenceCatalog, on_delete=models.CASCADE, related_name="covered_pixels")
+    pixel = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["catalog", "pixel"], name="coveredpixel_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.catalog.survey} pixel {self.pixel}"
+
+
 class FollowupPointQuerySet(models.QuerySet):
     def visible(self):
         """Points not hidden by their owner or a curator."""

@@ -14,7 +14,7 @@ reports the covariance of (ZP, C) from the observed information of the mixture l
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -661,6 +661,8 @@ class CalibrationResult:
     stars: dict[str, list]
     ref_error_scale: float = 1.0  # fitted scale of the reference catalog's errors (an addition)
     algorithm_version: str = ALGORITHM_VERSION
+    #: Surveys whose archive or catalog could not answer, with the reason: calibrated without them.
+    missing_surveys: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain JSON-serialisable values; NaN and infinities become None."""

@@ -62,6 +62,8 @@ def upload_payload(request, outcome: UploadOutcome, no_plot: bool) -> dict:
         "alert_id": outcome.alert.pk,
         "alert_name": outcome.alert.ivorn,
         "lightcurve_url": lightcurve_url(request, outcome.alert.pk),
+        # Surveys left out because their archive or catalog did not answer: {survey: reason}.
+        "missing_surveys": dict(r.missing_surveys),
     }
     return payload
 

@@ -24,6 +24,8 @@ import numpy as np
 import psycopg2
 from astropy.coordinates import angular_separation
 from astropy_healpix import HEALPix
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from gsafollowup.errors import BadInput
@@ -120,6 +122,13 @@ def pixel_ranges(
     return low << shift, ((high + 1) << shift) - 1
 
 
+def cone_pixels(ra: float, dec: float, radius_deg: float, order: int) -> np.ndarray:
+    """Sorted nested pixel numbers at ``order`` of every pixel that can touch the cone."""
+    reach = radius_deg + max_pixel_radius(order)
+    pixels = np.unique(_healpix(order).cone_search_lonlat(ra * u.deg, dec * u.deg, reach * u.deg))
+    return _near(pixels, order, ra, dec, radius_deg).astype(np.int64)
+
+
 def _check_cone(ra, dec, radius_deg) -> tuple[float, float, float]:
     try:
         ra, dec, radius = float(ra), float(dec), float(radius_deg)
@@ -138,17 +147,79 @@ def _survey_rank(survey: str) -> int:
     return list(SURVEYS).index(survey) if survey in SURVEYS else len(SURVEYS)
 
 
-def cone(
-    ra: float, dec: float, radius_deg: float, surveys: Sequence[str] | None = None
-) -> list[ReferenceSet]:
-    """Stars within ``radius_deg`` of (ra, dec), one ReferenceSet per loaded survey that has any."""
+class ReferenceSets(list):
+    """The ReferenceSets of a cone, and ``missing``: survey -> why its source could not answer."""
+
+    def __init__(self, sets=(), missing: dict[str, str] | None = None):
+        super().__init__(sets)
+        self.missing = dict(missing or {})
+
+
+DATABASE = "database"
+REMOTE = "remote"
+HATS_PREFIX = "hats:"
+
+
+def source_of(survey: str) -> str:
+    """Where a survey's stars come from (settings.REFERENCE_SOURCES): database, remote or hats:<location>."""
+    source = settings.REFERENCE_SOURCES.get(survey, DATABASE)
+    if source in (DATABASE, REMOTE) or (source.startswith(HATS_PREFIX) and source[len(HATS_PREFIX) :]):
+        return source
+    raise ImproperlyConfigured(
+        f"REFERENCE_SOURCES gives {survey} the source {source!r}; use database, remote or hats:<path or URL>."
+    )
+
+
+def cone(ra: float, dec: float, radius_deg: float, surveys: Sequence[str] | None = None) -> ReferenceSets:
+    """Stars within ``radius_deg`` of (ra, dec), one ReferenceSet per survey that has any.
+
+    Each survey is read from its configured source (``source_of``): the database, the remote
+    archive through the database cache, or a HATS catalog. A survey whose archive or catalog
+    cannot answer is left out and named, with the reason, in the result's ``missing``.
+    """
     ra, dec, radius = _check_cone(ra, dec, radius_deg)
-    catalogs = ReferenceCatalog.objects.values_list("pk", "survey", "bands", "stars", "coverage_deg2")
     if surveys is not None:
         unknown = [name for name in surveys if name not in SURVEYS]
         if unknown:
             raise BadInput(f"Unknown survey {unknown[0]!r}; known: {', '.join(SURVEYS)}.")
-        catalogs = catalogs.filter(survey__in=list(surveys))
+    wanted = list(SURVEYS) if surveys is None else list(surveys)
+    sources = {survey: source_of(survey) for survey in wanted}
+    found = ReferenceSets()
+    from_database = [s for s in wanted if sources[s] == DATABASE]
+    remote_surveys = [s for s in wanted if sources[s] == REMOTE]
+    if remote_surveys:
+        # Imported here: pyvo and the archive client load only where a survey is remote.
+        from .remote import ArchiveUnavailable, ensure_covered
+
+        for survey in remote_surveys:
+            try:
+                ensure_covered(survey, ra, dec, radius)
+            except ArchiveUnavailable as error:
+                found.missing[survey] = error.message
+            else:
+                from_database.append(survey)
+    hats_surveys = [s for s in wanted if sources[s].startswith(HATS_PREFIX)]
+    if hats_surveys:
+        from .hatscat import HatsUnavailable, hats_cone
+
+        for survey in hats_surveys:
+            try:
+                stars = hats_cone(survey, sources[survey][len(HATS_PREFIX) :], ra, dec, radius)
+            except HatsUnavailable as error:
+                found.missing[survey] = error.message
+                continue
+            if stars is not None:
+                found.append(stars)
+    if from_database:
+        found.extend(database_cone(ra, dec, radius, from_database))
+    found.sort(key=lambda stars: _survey_rank(stars.survey))
+    return found
+
+
+def database_cone(ra: float, dec: float, radius: float, surveys: Sequence[str]) -> list[ReferenceSet]:
+    """The stars of the loaded catalogs of these surveys within the (checked) cone."""
+    catalogs = ReferenceCatalog.objects.values_list("pk", "survey", "bands", "stars", "coverage_deg2")
+    catalogs = catalogs.filter(survey__in=list(surveys))
     catalogs = sorted(catalogs, key=lambda row: _survey_rank(row[1]))
     area = 2 * math.pi * (1 - math.cos(math.radians(radius))) * math.degrees(1) ** 2
     ranges = {}

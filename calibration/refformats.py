@@ -654,7 +654,7 @@ class ReferenceFileReader:
             values = {key: column[~bad] for key, column in values.items()}
         mag, err = {}, {}
         for band in self.bands:
-            mag[band], err[band] = self._band(band, values)
+            mag[band], err[band] = band_magnitudes(fmt, band, values)
         return StarChunk(
             ra=values["ra"] % 360.0,
             dec=values["dec"],
@@ -663,25 +663,74 @@ class ReferenceFileReader:
             err=err,
         )
 
-    def _band(self, band: str, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Magnitude and error of one band, NaN where the file has no valid measurement."""
-        fmt = self.format
-        roles = fmt.bands[band]
-        mag = values[band].copy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if "err" in roles:
-                err = values[f"{band}_err"].copy()
-            elif "flux_over_error" in roles:
-                relative = MAG_PER_RELATIVE_FLUX / values[f"{band}_flux_over_error"]
-                err = np.hypot(relative, fmt.zero_point_error.get(band, 0.0))
-            elif "flux_error" in roles:
-                err = MAG_PER_RELATIVE_FLUX * values[f"{band}_flux_error"] / values[f"{band}_flux"]
-            else:
-                err = np.full_like(mag, np.nan)
-        for sentinel in fmt.sentinels:
-            mag[mag == sentinel] = np.nan
-        if "flag" in roles:
-            mag[values[f"{band}_flag"] != 1] = np.nan
-        mag[~np.isfinite(mag)] = np.nan
-        err[~np.isfinite(mag) | ~np.isfinite(err) | (err < 0)] = np.nan
-        return mag, err
+
+def band_magnitudes(fmt: Format, band: str, values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude and error of one band, NaN where the values hold no valid measurement."""
+    roles = fmt.bands[band]
+    mag = np.array(values[band], dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if "err" in roles:
+            err = np.array(values[f"{band}_err"], dtype=np.float64)
+        elif "flux_over_error" in roles:
+            relative = MAG_PER_RELATIVE_FLUX / values[f"{band}_flux_over_error"]
+            err = np.hypot(relative, fmt.zero_point_error.get(band, 0.0))
+        elif "flux_error" in roles:
+            err = MAG_PER_RELATIVE_FLUX * values[f"{band}_flux_error"] / values[f"{band}_flux"]
+        else:
+            err = np.full_like(mag, np.nan)
+    for sentinel in fmt.sentinels:
+        mag[mag == sentinel] = np.nan
+    if "flag" in roles:
+        mag[values[f"{band}_flag"] != 1] = np.nan
+    mag[~np.isfinite(mag)] = np.nan
+    err[~np.isfinite(mag) | ~np.isfinite(err) | (err < 0)] = np.nan
+    return mag, err
+
+
+def _column_values(column, key: str) -> np.ndarray:
+    """A table column as float64 (NaN for masked) or, for the identifier, int64 (-1 for masked)."""
+    if key == "source_id":
+        return np.ma.filled(np.ma.asarray(column, dtype=np.int64), NO_SOURCE_ID)
+    return np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+
+
+def table_stars(fmt: Format, table, where: str) -> tuple[StarChunk, list[str]]:
+    """The stars of an in-memory table (astropy Table, pandas DataFrame or dict of arrays) read as ``fmt``.
+
+    Columns are found case-insensitively. Returns the chunk and the format's bands present;
+    BadReferenceFile when the position or every band is missing. Rows without a valid
+    position are dropped: an archive answer has no line numbers to report them by.
+    """
+    if isinstance(table, dict):
+        names = list(table)
+    else:
+        names = list(table.colnames) if hasattr(table, "colnames") else list(table.columns)
+    lookup = _Lookup(names)
+    missing = [c for c in (fmt.ra, fmt.dec) if lookup.get(c) is None]
+    if missing:
+        raise BadReferenceFile(f"{where} ({fmt.name}) lacks the position column(s) {', '.join(missing)}.")
+    bands = _present_bands(fmt, lookup)
+    if not bands:
+        raise BadReferenceFile(f"{where} ({fmt.name}) has none of its band columns.")
+    has_ids = bool(fmt.source_id) and lookup.get(fmt.source_id) is not None
+    values = {
+        key: _column_values(table[lookup.get(column)], key)
+        for key, column in fmt.columns().items()
+        if key in ("ra", "dec") or (key == "source_id" and has_ids) or key.split("_")[0] in bands
+    }
+    ra, dec = values["ra"], values["dec"]
+    with np.errstate(invalid="ignore"):
+        good = np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90)
+    if not good.all():
+        values = {key: column[good] for key, column in values.items()}
+    mag, err = {}, {}
+    for band in bands:
+        mag[band], err[band] = band_magnitudes(fmt, band, values)
+    chunk = StarChunk(
+        ra=values["ra"] % 360.0,
+        dec=values["dec"],
+        source_id=values["source_id"] if has_ids else None,
+        mag=mag,
+        err=err,
+    )
+    return chunk, bands

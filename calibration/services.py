@@ -12,7 +12,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from alerts.models import Alert
-from gsafollowup.errors import BadInput, CalibrationImpossible, Duplicate, Forbidden, NotFound, UnknownEvent
+from gsafollowup.errors import (
+    BadInput,
+    CalibrationImpossible,
+    Duplicate,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    UnknownEvent,
+)
 
 from .catalogs import SourceCatalog, read_catalog
 from .models import FollowupPoint
@@ -78,10 +86,18 @@ def run_calibration(
     ra, dec, radius = reference_cone(catalog, alert)
     references = cone(ra, dec, radius)
     if not references:
+        if references.missing:
+            names = ", ".join(references.missing)
+            raise ServiceUnavailable(
+                f"No reference stars for this field: the source of {names} is unavailable; try again later. "
+                + " ".join(references.missing.values())
+            )
         raise CalibrationImpossible("No reference stars are loaded for this field.")
-    return calibrate(
+    result = calibrate(
         catalog, references, alert.ra, alert.dec, match_dist_arcsec=match_dist, force_filter=force_filter
     )
+    result.missing_surveys = dict(references.missing)
+    return result
 
 
 def _existing_duplicate(observatory, alert, mjd, band, sha256) -> FollowupPoint | None:

@@ -242,3 +242,26 @@ SPECTACULAR_SETTINGS = {
         "gsafollowup.schema.add_error_responses",
     ],
 }
+# -- Reference sources (issue 9): where each survey's stars come from --------------------------
+# "database" (the default: what ingest_refcat loaded), "remote" (fetched from the public archive
+# on first use and kept in the database), or "hats:<directory or URL>" (a HATS catalog read in
+# place). Set per survey, e.g. REFERENCE_SOURCES="GaiaDR3=remote,PS1=hats:/data/hats/ps1".
+REFERENCE_SOURCES = {
+    survey.strip(): source.strip()
+    for survey, _, source in (
+        item.partition("=") for item in os.environ.get("REFERENCE_SOURCES", "").split(",") if item.strip()
+    )
+}
+# TAP services queried by the "remote" source; tests point them at a server on 127.0.0.1.
+ARCHIVE_URLS = {
+    "vizier": os.environ.get("VIZIER_TAP_URL", "https://tapvizier.cds.unistra.fr/TAPVizieR/tap"),
+    "gaia": os.environ.get("GAIA_TAP_URL", "https://gea.esac.esa.int/tap-server/tap"),
+}
+# Seconds to wait for one archive answer, attempts per query, and the first pause between
+# attempts (doubled after each failure): 3 attempts wait 1 s then 2 s.
+ARCHIVE_TIMEOUT = float(os.environ.get("ARCHIVE_TIMEOUT", "60"))
+ARCHIVE_ATTEMPTS = int(os.environ.get("ARCHIVE_ATTEMPTS", "3"))
+ARCHIVE_BACKOFF = float(os.environ.get("ARCHIVE_BACKOFF", "1"))
+# Rows asked of an archive per cone: far above any field's stars, so an answer that reaches it
+# is treated as truncated (refused) rather than silently cached as complete.
+ARCHIVE_MAXREC = int(os.environ.get("ARCHIVE_MAXREC", "3000000"))
