@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from calibration.models import FollowupPoint
-from tests.conftest import DATA, DECAM, STAR_G, STAR_G_ERR
+from tests.conftest import DATA, DECAM, STAR_DEC, STAR_G, STAR_G_ERR, STAR_RA
 
 BAD = DATA / "bad"
 
@@ -253,6 +253,18 @@ def test_surveys_listing(apass, client):
     assert {b["band"]: b["surveys"] for b in body["bands"]}["V"] == ["APASS"]
     assert body["force_filter"][0] == "no" and {"APASS/any", "APASS/V", "any/V"} <= set(body["force_filter"])
     assert "APASS/K" not in body["force_filter"]
+    assert apass_entry["covers"] is None
+
+
+def test_surveys_covering_a_position(apass, client):
+    # The APASS extract is the GRB 210605A field around the DECam star; nothing near the pole.
+    [here] = client.get(f"/api/v1/surveys/?ra={STAR_RA}&dec={STAR_DEC}").json()["surveys"]
+    [there] = client.get("/api/v1/surveys/?ra=10&dec=85").json()["surveys"]
+    assert here["covers"] is True and there["covers"] is False
+    response = client.get("/api/v1/surveys/?ra=10")
+    assert error_code(response, 400) == "bad_input"
+    assert "both ra and dec" in response.json()["error"]["message"]
+    assert error_code(client.get("/api/v1/surveys/?ra=10&dec=91"), 400) == "bad_input"
 
 
 def test_observatory_me(observatory, client, curator):
