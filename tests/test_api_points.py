@@ -162,6 +162,11 @@ def test_throttles_answer_429_with_retry_after(observatory, client, settings):
     assert statuses == [200, 200, 200, 429]
 
 
+def test_anonymous_calls_are_counted_by_the_anonymous_rate_only(client, settings, db):
+    settings.API_THROTTLE_RATES = {"anon": "5/min", "user": "2/min"}
+    assert [client.get("/api/v1/surveys/").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
 def test_wrong_hashtag_lockout_is_429_with_retry_after(observatory, client, settings):
     settings.HASHTAG_FAILURE_LIMIT = 2
     for _ in range(2):
