@@ -2,6 +2,7 @@
 
 import math
 
+from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -76,9 +77,26 @@ class Cone:
             raise serializers.ValidationError("cone needs 0<=ra<=360, -90<=dec<=90 and 0<radius<=180.")
         self.ra, self.dec, self.radius = ra, dec, radius
 
+    def ra_half_width(self) -> float | None:
+        """Half the RA range of the cone (degrees), or None when it holds a pole."""
+        if abs(self.dec) + self.radius >= 90:
+            return None
+        ratio = math.sin(math.radians(self.radius)) / math.cos(math.radians(self.dec))
+        # A hair wider than the tangent points, so rounding never drops an alert on the edge.
+        return math.degrees(math.asin(min(1.0, ratio))) + 1e-9
+
     def select(self, alerts):
-        """Narrow by declination in SQL, then keep the alerts within the exact distance."""
+        """Narrow to the bounding box in SQL, then keep the alerts within the exact distance."""
         nearby = alerts.filter(dec__gte=self.dec - self.radius, dec__lte=self.dec + self.radius)
+        half = self.ra_half_width()
+        if half is not None and half < 180:
+            low, high = self.ra - half, self.ra + half
+            if low < 0:
+                nearby = nearby.filter(Q(ra__gte=low + 360) | Q(ra__lte=high))
+            elif high > 360:
+                nearby = nearby.filter(Q(ra__gte=low) | Q(ra__lte=high - 360))
+            else:
+                nearby = nearby.filter(ra__gte=low, ra__lte=high)
         return [a for a in nearby if angular_distance_deg(self.ra, self.dec, a.ra, a.dec) <= self.radius]
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -15,8 +16,8 @@ from gsafollowup.http import ApiMixin
 from observers.auth import current_observatory
 
 from .forms import calibrate_upload, upload_arguments
-from .models import FollowupPoint
-from .references import loaded_surveys
+from .models import FollowupPoint, ReferenceCatalog
+from .references import FOOTPRINT_ORDER, footprint_bits, healpix_index, loaded_surveys
 from .services import hide_point, point_fields
 from .surveys import BANDS, SURVEYS
 
@@ -268,6 +269,10 @@ class SurveySerializer(serializers.Serializer):
     stars = serializers.IntegerField()
     coverage_deg2 = serializers.FloatField(help_text="Sky area holding its stars")
     sky_fraction = serializers.FloatField()
+    covers = serializers.BooleanField(
+        allow_null=True,
+        help_text="With ra and dec: whether it has stars in the HEALPix order-8 pixel (0.23 deg) there",
+    )
 
 
 class BandSerializer(serializers.Serializer):
@@ -283,13 +288,32 @@ class SurveysSerializer(serializers.Serializer):
     )
 
 
-def survey_listing() -> dict:
+class PositionSerializer(serializers.Serializer):
+    ra = serializers.FloatField(required=False, min_value=0, max_value=360, help_text="Degrees; with dec")
+    dec = serializers.FloatField(required=False, min_value=-90, max_value=90, help_text="Degrees; with ra")
+
+    def validate(self, data):
+        if ("ra" in data) != ("dec" in data):
+            raise serializers.ValidationError("Give both ra and dec, or neither.")
+        return data
+
+
+def surveys_covering(ra: float, dec: float) -> set[str]:
+    """The loaded surveys whose coverage map has stars in the order-8 pixel holding (ra, dec)."""
+    pixel = int(healpix_index(np.array([ra]), np.array([dec]), order=FOOTPRINT_ORDER)[0])
+    catalogs = ReferenceCatalog.objects.only("survey", "footprint")
+    return {c.survey for c in catalogs if footprint_bits(c.footprint)[pixel]}
+
+
+def survey_listing(ra: float | None = None, dec: float | None = None) -> dict:
     """Loaded surveys, the bands they give, and the force_filter values that can use them."""
+    covering = surveys_covering(ra, dec) if ra is not None else None
     surveys = [
         {
             **entry,
             "description": SURVEYS[entry["survey"]].description if entry["survey"] in SURVEYS else "",
             "sky_fraction": round(entry["coverage_deg2"] / SKY_DEG2, 6),
+            "covers": None if covering is None else entry["survey"] in covering,
         }
         for entry in loaded_surveys()
     ]
@@ -305,9 +329,11 @@ def survey_listing() -> dict:
     return {"surveys": surveys, "bands": bands, "force_filter": force}
 
 
-@extend_schema(tags=["surveys"], responses=SurveysSerializer)
+@extend_schema(tags=["surveys"], parameters=[PositionSerializer], responses=SurveysSerializer)
 class SurveyListView(ApiMixin, APIView):
     """The loaded reference surveys, their bands and sky coverage, and the valid force_filter values."""
 
     def get(self, request):
-        return Response(SurveysSerializer(survey_listing()).data)
+        position = PositionSerializer(data=request.query_params.dict())
+        position.is_valid(raise_exception=True)
+        return Response(SurveysSerializer(survey_listing(**position.validated_data)).data)

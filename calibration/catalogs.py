@@ -48,6 +48,8 @@ LIBRARY_FAILURES = (
     TypeError,
     KeyError,
     IndexError,
+    # astropy's lazy HDU iteration over a corrupt header: "'_BaseHDU' object has no attribute 'size'"
+    AttributeError,
     OSError,  # "Empty or corrupt FITS file", truncated data
     EOFError,
     OverflowError,

@@ -202,7 +202,14 @@ class ApiAnonThrottle(RatesFromSettings, AnonRateThrottle):
 
 
 class ApiUserThrottle(RatesFromSettings, UserRateThrottle):
-    """Authenticated API calls, counted per account."""
+    """Authenticated API calls, counted per account (anonymous ones are the other throttle's)."""
+
+    def get_cache_key(self, request, view):
+        # DRF's UserRateThrottle counts anonymous calls too, which would cost a second cache
+        # write per anonymous request (each is a database write with the database cache).
+        if not request.user or not request.user.is_authenticated:
+            return None
+        return super().get_cache_key(request, view)
 
 
 class ApiPagination(PageNumberPagination):

@@ -83,12 +83,23 @@ def test_published_since_and_search(legacy_alerts, client):
     assert {a["id"] for a in rows} == gaia17 and len(gaia17) > 10
 
 
-@pytest.mark.parametrize(("ra", "dec", "radius"), [(84.8, 45.5, 5.0), (0.5, 10.0, 20.0), (180.0, 89.0, 3.0)])
+@pytest.mark.parametrize(
+    ("ra", "dec", "radius"),
+    [
+        (84.8, 45.5, 5.0),  # around ASASSN-14gy
+        (0.5, 10.0, 20.0),  # across RA 0
+        (359.0, -30.0, 25.0),  # across RA 360
+        (180.0, 88.0, 10.0),  # holding the north pole
+        (270.0, 60.0, 40.0),  # wide, high declination
+        (34.5617083333, 49.056, 1e-6),  # Gaia17asv alone, to a micro-degree
+    ],
+)
 def test_cone_agrees_with_astropy(legacy_alerts, client, ra, dec, radius):
     centre = SkyCoord(ra * u.deg, dec * u.deg)
     coords = SkyCoord([e["ra"] for e in ENTRIES] * u.deg, [e["dec"] for e in ENTRIES] * u.deg)
     inside = centre.separation(coords) <= radius * u.deg
     expected = {e["id"] for e, hit in zip(ENTRIES, inside, strict=True) if hit}
+    assert expected, "each cone holds real alerts"
     rows = all_pages(client, f"/api/v1/alerts/?cone={ra},{dec},{radius}&page_size=7")
     assert {a["id"] for a in rows} == expected
     assert [a["id"] for a in rows] == sorted(expected, reverse=True)

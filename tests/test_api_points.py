@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from calibration.models import FollowupPoint
-from tests.conftest import DATA, DECAM, STAR_G, STAR_G_ERR
+from tests.conftest import DATA, DECAM, STAR_DEC, STAR_G, STAR_G_ERR, STAR_RA
 
 BAD = DATA / "bad"
 
@@ -162,6 +162,11 @@ def test_throttles_answer_429_with_retry_after(observatory, client, settings):
     assert statuses == [200, 200, 200, 429]
 
 
+def test_anonymous_calls_are_counted_by_the_anonymous_rate_only(client, settings, db):
+    settings.API_THROTTLE_RATES = {"anon": "5/min", "user": "2/min"}
+    assert [client.get("/api/v1/surveys/").status_code for _ in range(6)] == [200] * 5 + [429]
+
+
 def test_wrong_hashtag_lockout_is_429_with_retry_after(observatory, client, settings):
     settings.HASHTAG_FAILURE_LIMIT = 2
     for _ in range(2):
@@ -253,6 +258,18 @@ def test_surveys_listing(apass, client):
     assert {b["band"]: b["surveys"] for b in body["bands"]}["V"] == ["APASS"]
     assert body["force_filter"][0] == "no" and {"APASS/any", "APASS/V", "any/V"} <= set(body["force_filter"])
     assert "APASS/K" not in body["force_filter"]
+    assert apass_entry["covers"] is None
+
+
+def test_surveys_covering_a_position(apass, client):
+    # The APASS extract is the GRB 210605A field around the DECam star; nothing near the pole.
+    [here] = client.get(f"/api/v1/surveys/?ra={STAR_RA}&dec={STAR_DEC}").json()["surveys"]
+    [there] = client.get("/api/v1/surveys/?ra=10&dec=85").json()["surveys"]
+    assert here["covers"] is True and there["covers"] is False
+    response = client.get("/api/v1/surveys/?ra=10")
+    assert error_code(response, 400) == "bad_input"
+    assert "both ra and dec" in response.json()["error"]["message"]
+    assert error_code(client.get("/api/v1/surveys/?ra=10&dec=91"), 400) == "bad_input"
 
 
 def test_observatory_me(observatory, client, curator):
