@@ -1,6 +1,6 @@
 """Routes of the REST API, included at /api/v1/ (and /followup/api/v1/)."""
 
-from django.urls import path, re_path
+from django.urls import path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -14,9 +14,12 @@ from observers import api as observers
 
 @csrf_exempt  # it changes nothing; a JSON 404 is the answer for every method
 def api_not_found(request):
-    """The JSON error body for unknown API paths, whatever the method."""
-    hint = " (API paths end with '/')" if not request.path.endswith("/") else ""
-    return json_error(NotFound(f"No API route {request.path[:60]}{hint}; see /api/v1/docs/."))
+    """The JSON error body for unknown API paths, whatever the method; names the route meant."""
+    path = request.path
+    other = path[:-1] if path.endswith("/") else path + "/"
+    match = resolve(other)
+    hint = f"did you mean {other[:45]}?" if match.func is not api_not_found else "see /api/v1/docs/."
+    return json_error(NotFound(f"No API route {path[:45]}; {hint}"))
 
 
 urlpatterns = [

@@ -167,8 +167,15 @@ def test_unknown_api_paths_are_json_404(client, db):
     assert response.status_code == 404
     assert response.json()["error"] == {
         "code": "not_found",
-        "message": "No API route /api/v1/alerts (API paths end with '/'); see /api/v1/docs/.",
+        "message": "No API route /api/v1/alerts; did you mean /api/v1/alerts/?",
     }
+    message = client.get("/followup/api/v1/observatories/me/").json()["error"]["message"]
+    assert message == (
+        "No API route /followup/api/v1/observatories/me/; did you mean /followup/api/v1/observatories/me?"
+    )
+    assert client.get("/api/v1/nothing/").json()["error"]["message"] == (
+        "No API route /api/v1/nothing/; see /api/v1/docs/."
+    )
     response = client.delete("/followup/api/v1/points/-3/")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
