@@ -135,8 +135,11 @@ class UploadForm(forms.Form):
     """The web upload form: the same fields as the legacy endpoint."""
 
     EventID = forms.CharField(label="Alert (IVORN)", max_length=255)
+    # An empty file reaches the catalog reader, which says so in the same words as on /cgi/upload.
     sexCat = forms.FileField(
-        label="Source catalog", help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC"
+        label="Source catalog",
+        help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC",
+        allow_empty_file=True,
     )
     MJD = forms.CharField(label="MJD of the observation")
     expTime = forms.CharField(label="Exposure time (s)", required=False)
