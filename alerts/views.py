@@ -10,6 +10,7 @@ from django.views.decorators.http import require_safe
 
 from gsafollowup.errors import BadInput, DomainError
 from gsafollowup.http import plain_text_errors
+from observers.auth import path_without_hashtag
 from observers.forms import HashtagLoginForm
 
 from .forms import NewEventForm
@@ -22,7 +23,9 @@ from .services import create_alert, legacy_time
 def home(request):
     """What the server is, the login form, and where to go next."""
     recent = Alert.objects.with_followup_stats().order_by("-id")[:10]
-    return render(request, "home.html", {"login_form": HashtagLoginForm(), "recent": recent})
+    # next= comes back after login; a hashtag sent in the query string must not be echoed into the page.
+    context = {"login_form": HashtagLoginForm(), "recent": recent, "next": path_without_hashtag(request)}
+    return render(request, "home.html", context)
 
 
 def _flag(params, name: str) -> bool:

@@ -38,7 +38,8 @@ def parse_float(value, name: str) -> float | None:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise BadInput(f"{name} must be a number, not {str(value)[:20]!r}.") from None
+        shown = "".join(c if c.isprintable() else "?" for c in str(value)[:20])
+        raise BadInput(f"{name} must be a number, not '{shown}'.") from None
     if not math.isfinite(number):
         raise BadInput(f"{name} must be a finite number.")
     return number
