@@ -14,7 +14,7 @@ class NewEventForm(forms.Form):
     ra = forms.CharField(label="RA (deg)")
     dec = forms.CharField(label="Dec (deg)")
     url = forms.CharField(label="URL", required=False, max_length=500)
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean(self):
         data = super().clean()

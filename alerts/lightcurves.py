@@ -40,6 +40,9 @@ def find_alert(params) -> tuple[Alert, str | None]:
         return alert, None
     if not name:
         raise BadInput("Give alert_id or alert_name.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        # No IVORN has them (clean_ivorn), and PostgreSQL refuses a NUL in a query.
+        raise BadInput("alert_name contains control characters.")
     # People type bare names (Gaia16aye): try them as ivo:// IVORNs too.
     candidates = [name] if "://" in name else [name, f"ivo://{name}"]
     alert = Alert.objects.filter(ivorn__in=candidates).order_by("ivorn").first()

@@ -8,8 +8,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from gsafollowup.errors import DomainError
+from gsafollowup.errors import BadInput, DomainError
 from gsafollowup.http import plain_text_errors
+from observers.auth import path_without_hashtag
 from observers.forms import HashtagLoginForm
 
 from .forms import NewEventForm
@@ -22,27 +23,41 @@ from .services import create_alert, legacy_time
 def home(request):
     """What the server is, the login form, and where to go next."""
     recent = Alert.objects.with_followup_stats().order_by("-id")[:10]
-    return render(request, "home.html", {"login_form": HashtagLoginForm(), "recent": recent})
+    # next= comes back after login; a hashtag sent in the query string must not be echoed into the page.
+    context = {"login_form": HashtagLoginForm(), "recent": recent, "next": path_without_hashtag(request)}
+    return render(request, "home.html", context)
 
 
-def _positive_int(value: str | None) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
+def _flag(params, name: str) -> bool:
+    """A 0/1 query parameter (also true/false, yes/no, on/off); BadInput for anything else."""
+    text = (params.get(name) or "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise BadInput(f"{name} must be 0 or 1.")
+
+
+def _limit(params) -> int | None:
+    """The num parameter: a positive integer, or None (no limit) when absent."""
+    text = (params.get("num") or "").strip()
+    if not text:
         return None
-    return number if number > 0 else None
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**31:
+        raise BadInput("num must be a positive integer (the number of alerts to list).")
+    return int(text)
 
 
 def alert_rows(params) -> list[Alert]:
     """The alerts selected by the legacy list parameters (observed_only, published, num)."""
     alerts = Alert.objects.with_followup_stats()
-    if params.get("observed_only") == "1":
+    num = _limit(params)
+    if _flag(params, "observed_only"):
         alerts = alerts.filter(nfollowup__gt=0)
-    if params.get("published") == "1":
+    if _flag(params, "published"):
         alerts = alerts.filter(published__isnull=False).order_by("-published", "-id")
     else:
         alerts = alerts.order_by("-id")
-    num = _positive_int(params.get("num"))
     return list(alerts[:num] if num else alerts)
 
 
@@ -66,10 +81,15 @@ def legacy_alert_json(alerts) -> str:
     return "[" + ", \n ".join(rows) + "]"
 
 
+@require_safe
+@plain_text_errors
 def alert_list(request):
     """GET /list_of_alerts: HTML table, or the legacy JSON array with ?format=json."""
+    fmt = (request.GET.get("format") or "html").strip().lower()
+    if fmt not in ("json", "html"):
+        raise BadInput("format must be json, or left out for the HTML page.")
     alerts = alert_rows(request.GET)
-    if request.GET.get("format") == "json":
+    if fmt == "json":
         return HttpResponse(legacy_alert_json(alerts), content_type="application/json")
     return render(request, "alerts/list.html", {"alerts": alerts, "params": request.GET})
 
@@ -78,23 +98,28 @@ def alert_list(request):
 def new_event(request):
     """GET/POST /newevent/: the web form creating an alert."""
     form = NewEventForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            alert = create_alert(
-                ivorn=data["EventID"],
-                ra=data["ra"],
-                dec=data["dec"],
-                url=data["url"],
-                comment=data["comment"],
-                user=request.user,
-            )
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
-            messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}).")
-            return redirect("alert-list")
-    return render(request, "alerts/new_event.html", {"form": form})
+    status = 200
+    if request.method == "POST":
+        # A refused event answers with the status the legacy endpoint gives (400, 409).
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                alert = create_alert(
+                    ivorn=data["EventID"],
+                    ra=data["ra"],
+                    dec=data["dec"],
+                    url=data["url"],
+                    comment=data["comment"],
+                    user=request.user,
+                )
+            except DomainError as error:
+                form.add_error(None, error.message)
+                status = error.http_status
+            else:
+                messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}).")
+                return redirect("alert-list")
+    return render(request, "alerts/new_event.html", {"form": form}, status=status)
 
 
 @require_safe

@@ -60,6 +60,22 @@ LIBRARY_FAILURES = (
     MemoryError,
 )
 
+#: Leading bytes of files people upload by mistake, and what to call them in the message.
+_NOT_CATALOGS = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"BZh", "a bzip2 file"),
+    (b"\xfd7zXZ\x00", "an xz file"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+)
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")
+_MARKUP = re.compile(rb"^\s*<(\?xml|!doctype|html|votable)", re.IGNORECASE)
+FITS_BLOCK = 2880
 _HEADER_LINE = re.compile(r"^\s*#\s*(\d+)\s+([-\w]+)")
 _SEXAGESIMAL = re.compile(r"^\s*[-+]?\d{1,3}[: ]\d{1,2}[: ]\d")
 _DEGREE_UNITS = {"deg", "degree", "degrees"}
@@ -148,10 +164,18 @@ def _parse(data: bytes, filename: str, max_rows: int, may_decompress: bool) -> S
         return _parse(_gunzip(data), filename, max_rows, may_decompress=False)
     if data[:9] == b"SIMPLE  =":
         return _read_fits(data, max_rows)
+    if data.startswith(_UTF16):
+        raise bad("the catalog is UTF-16 text: save it as plain ASCII (or UTF-8) and upload again")
+    for magic, kind in _NOT_CATALOGS:
+        if data.startswith(magic):
+            raise bad(f"this is {kind}, not a source catalog: upload SExtractor's ASCII_HEAD or FITS output")
+    if _MARKUP.match(data[:200]):
+        raise bad("this is HTML/XML (a web page or VOTable?), not a SExtractor ASCII_HEAD or FITS catalog")
     if filename.lower().endswith((".fits", ".fit", ".fts", ".ldac", ".fz")):
         raise bad("the file is named like FITS but is not a FITS file")
     if b"\x00" in data:
-        raise bad("binary file: expected a SExtractor ASCII_HEAD or FITS catalog")
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise bad(f"binary data (NUL byte on line {line}): expected a SExtractor ASCII_HEAD or FITS catalog")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -162,9 +186,14 @@ def _parse(data: bytes, filename: str, max_rows: int, may_decompress: bool) -> S
 
 def _gunzip(data: bytes) -> bytes:
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    out = inflater.decompress(data, MAX_UNCOMPRESSED_BYTES)
+    try:
+        out = inflater.decompress(data, MAX_UNCOMPRESSED_BYTES)
+    except zlib.error as error:
+        raise bad("the gzip file is corrupt: compress the catalog again") from error
     if inflater.unconsumed_tail:
         raise bad(f"the compressed catalog expands beyond {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
+    if not inflater.eof:
+        raise bad("the gzip file is truncated: the upload was cut short, send it again")
     return out
 
 
@@ -175,7 +204,7 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
     # Tabs are valid separators in rows but defeat astropy's header pattern.
     lines = text.replace("\t", " ").splitlines()
     declared: dict[int, str] = {}
-    first_data = None
+    first_data = last_data = None
     for line in lines:
         if not line.strip():
             continue
@@ -186,6 +215,11 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
             continue
         if first_data is None:
             first_data = line
+        last_data = line
+    names = list(declared.values())
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise bad(f"the header names column {twice[0]} twice: each column needs its own name")
     if not declared:
         raise bad("no SExtractor header: expected lines like '#   1 ALPHA_J2000' before the rows")
     if first_data is None:
@@ -197,6 +231,9 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
     n_declared = max(declared)
     if n_values < n_declared:
         raise bad(f"the header declares {n_declared} columns but the rows have {n_values}")
+    n_last = len(last_data.split())
+    if n_last < n_values and not text.endswith(("\n", "\r")):
+        raise bad(f"the last row has {n_last} of {n_values} values: the file is truncated, send it again")
     try:
         table = astropy_ascii.read(lines, format="sextractor", guess=False)
     except InconsistentTableError as error:
@@ -217,6 +254,15 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
 
 
 def _read_fits(data: bytes, max_rows: int) -> SourceCatalog:
+    if len(data) % FITS_BLOCK:
+        raise bad("the FITS file is truncated or damaged (its size is not a multiple of 2880 bytes)")
+    try:
+        return _read_fits_tables(data, max_rows)
+    except (OSError, EOFError, VerifyError, struct.error) as error:
+        raise bad("the FITS file is truncated or damaged: write it again and upload the new file") from error
+
+
+def _read_fits_tables(data: bytes, max_rows: int) -> SourceCatalog:
     hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True, disable_image_compression=True)
     with hdul:
         tables = []
@@ -228,6 +274,11 @@ def _read_fits(data: bytes, max_rows: int) -> SourceCatalog:
         ldac = [(i, h) for i, h in tables if h.name == "LDAC_OBJECTS"]
         chosen = ldac or [(i, h) for i, h in tables if _has_required(h.columns.names)][:1] or tables[:1]
         fmt = "fits_ldac" if ldac else "fits"
+        for _, hdu in chosen:
+            named = [name.upper() for name in hdu.columns.names if name]
+            twice = sorted({name for name in named if named.count(name) > 1})
+            if twice:
+                raise bad(f"the FITS table has two columns named {twice[0]}: each needs its own name")
         n_rows = sum(_checked_rows(hdul, i, h, len(data)) for i, h in chosen)
         if n_rows > max_rows:
             raise bad(f"the catalog has {n_rows} rows; the limit is {max_rows}")
@@ -291,7 +342,8 @@ def _assemble(get, names, fmt: str) -> SourceCatalog:
         if found[key] is None
     ]
     if missing:
-        raise bad(f"missing column(s) {', '.join(missing)} (or X_WORLD/Y_WORLD for positions)")
+        hint = " (X_WORLD/Y_WORLD also do)" if found["ra"] is None or found["dec"] is None else ""
+        raise bad(f"missing column(s) {', '.join(missing)}{hint}")
     values = {}
     for key, name in found.items():
         array, unit = get(name)
@@ -318,6 +370,9 @@ def _assemble(get, names, fmt: str) -> SourceCatalog:
     if columns["flags"] is not None:
         columns["flags"] = np.where(np.isfinite(columns["flags"]), columns["flags"], 0).astype(np.int64)
     catalog = SourceCatalog(format=fmt, columns=list(names), **columns)
+    errors = catalog.magerr[np.isfinite(catalog.magerr)]
+    if errors.size and (errors <= 0).all():
+        raise bad(f"{found['magerr']} is zero or negative for every source: errors must be positive")
     if not catalog.photometry_ok().any():
         raise bad("no source has a usable MAG_AUTO and MAGERR_AUTO (all missing, 99 or flagged)")
     if _looks_like_hours(catalog):

@@ -38,7 +38,8 @@ def parse_float(value, name: str) -> float | None:
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise BadInput(f"{name} must be a number, not {str(value)[:20]!r}.") from None
+        shown = "".join(c if c.isprintable() else "?" for c in str(value)[:20])
+        raise BadInput(f"{name} must be a number, not '{shown}'.") from None
     if not math.isfinite(number):
         raise BadInput(f"{name} must be a finite number.")
     return number
@@ -135,8 +136,11 @@ class UploadForm(forms.Form):
     """The web upload form: the same fields as the legacy endpoint."""
 
     EventID = forms.CharField(label="Alert (IVORN)", max_length=255)
+    # An empty file reaches the catalog reader, which says so in the same words as on /cgi/upload.
     sexCat = forms.FileField(
-        label="Source catalog", help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC"
+        label="Source catalog",
+        help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC",
+        allow_empty_file=True,
     )
     MJD = forms.CharField(label="MJD of the observation")
     expTime = forms.CharField(label="Exposure time (s)", required=False)

@@ -24,7 +24,7 @@ from gsafollowup.errors import (
 
 from .catalogs import SourceCatalog, read_catalog
 from .models import FollowupPoint
-from .photometry import CalibrationResult, calibrate, parse_force_filter
+from .photometry import MIN_CALIBRATORS, CalibrationResult, calibrate, parse_force_filter
 from .references import cone
 from .uploads import catalog_lock, forget_catalog, keep_catalog, read_kept_catalog, sha256_of
 
@@ -83,6 +83,11 @@ def run_calibration(
 ) -> CalibrationResult:
     """Read the catalog, fetch reference stars and calibrate (no storage)."""
     catalog = read_catalog(content, filename=filename)
+    usable = int(catalog.photometry_ok().sum())
+    if usable < MIN_CALIBRATORS:
+        raise CalibrationImpossible(
+            f"The catalog has {usable} usable source(s); a calibration needs at least {MIN_CALIBRATORS}."
+        )
     ra, dec, radius = reference_cone(catalog, alert)
     references = cone(ra, dec, radius)
     if not references:

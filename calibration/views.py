@@ -17,17 +17,22 @@ from .services import may_change
 def upload(request):
     """GET/POST /upload/: the web form; the result page shows the numbers and the plot."""
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            outcome = calibrate_upload(request.user, form.cleaned_data)
-        except DomainError as error:
-            form.add_error(None, error.message)
-        else:
-            status = 200 if outcome.dry_run else 201
-            return render(
-                request, "calibration/result.html", result_context(request, outcome, False), status=status
-            )
-    return render(request, "calibration/upload.html", {"form": form})
+    status = 200
+    if request.method == "POST":
+        # A refused upload answers with the status the legacy endpoint gives (400, 404, 409, 422).
+        status = 400
+        if form.is_valid():
+            try:
+                outcome = calibrate_upload(request.user, form.cleaned_data)
+            except DomainError as error:
+                form.add_error(None, error.message)
+                status = error.http_status
+            else:
+                status = 200 if outcome.dry_run else 201
+                return render(
+                    request, "calibration/result.html", result_context(request, outcome, False), status=status
+                )
+    return render(request, "calibration/upload.html", {"form": form}, status=status)
 
 
 def _viewable_point(request, pk: int) -> FollowupPoint:

@@ -5,6 +5,8 @@ REST API) reads ``http_status`` and ``code`` from the exception and nothing else
 no Django, so the numerical core can raise these too.
 """
 
+from .redaction import redact
+
 
 class DomainError(Exception):
     """Base class: ``str(error)`` is a short message an observer can act on."""
@@ -13,6 +15,10 @@ class DomainError(Exception):
     code = "error"
 
     def __init__(self, message: str):
+        # Messages may quote what the client sent: a hashtag pasted into the wrong field stays
+        # secret, and control characters or line breaks in it cannot break the one-line answer.
+        message = " ".join(redact(message).split())
+        message = "".join(c if c.isprintable() else "?" for c in message)
         super().__init__(message)
         self.message = message
 

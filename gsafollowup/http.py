@@ -139,14 +139,28 @@ def error_response(request, error: DomainError) -> HttpResponse:
     return plain_error(error)
 
 
-def wants_json(request) -> bool:
-    """outputFormat=json (form field or query parameter) selects JSON on legacy endpoints."""
+OUTPUT_FORMATS = ("", "json", "html")
+
+
+def requested_format(request) -> str:
+    """outputFormat (form field or query parameter, or format=): '', 'json' or 'html'; BadInput otherwise."""
     data = getattr(request, "data", None)
     value = None
     if hasattr(data, "get"):
         value = data.get("outputFormat")
     value = value or request.query_params.get("outputFormat") or request.query_params.get("format")
-    return str(value or "").lower() == "json"
+    text = str(value or "").strip().lower()
+    if text not in OUTPUT_FORMATS:
+        raise BadInput("outputFormat must be json or html.")
+    return text
+
+
+def wants_json(request) -> bool:
+    """outputFormat=json (form field or query parameter) selects JSON on legacy endpoints."""
+    try:
+        return requested_format(request) == "json"
+    except BadInput:
+        return False
 
 
 class LegacyView(APIView):
@@ -163,6 +177,8 @@ class LegacyView(APIView):
         super().initial(request, *args, **kwargs)
         if self.login_required and not request.user.is_authenticated:
             raise NotAuthenticated("A hashtag is required (form field, query parameter or cookie).")
+        # Checked before the view acts, so that a bad format never follows a stored change.
+        requested_format(request)
 
     def handle_exception(self, exc):
         error = as_domain_error(exc)

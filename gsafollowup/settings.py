@@ -265,3 +265,34 @@ ARCHIVE_BACKOFF = float(os.environ.get("ARCHIVE_BACKOFF", "1"))
 # Rows asked of an archive per cone: far above any field's stars, so an answer that reaches it
 # is treated as truncated (refused) rather than silently cached as complete.
 ARCHIVE_MAXREC = int(os.environ.get("ARCHIVE_MAXREC", "3000000"))
+# ---------------------------------------------------------------- access control (issue 8)
+# No hashtag in a log line: every handler redacts them (gsafollowup/redaction.py), including the
+# request lines of runserver ("django.server", which Django gives a handler of its own) and the
+# tracebacks of django.request errors. Error reports (500 page in DEBUG, mails to ADMINS) too.
+LOGGING["filters"] = {
+    "redact_hashtags": {"()": "gsafollowup.redaction.RedactHashtags"},
+    "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+}
+LOGGING["handlers"]["console"]["filters"] = ["redact_hashtags"]
+LOGGING["formatters"]["server"] = {"format": "%(asctime)s %(name)s: %(message)s"}
+LOGGING["handlers"]["server"] = {
+    "class": "logging.StreamHandler",
+    "formatter": "server",
+    "filters": ["redact_hashtags"],
+}
+LOGGING["handlers"]["mail_admins"] = {
+    "level": "ERROR",
+    "class": "django.utils.log.AdminEmailHandler",
+    "filters": ["require_debug_false", "redact_hashtags"],
+}
+LOGGING["loggers"] = {
+    # Django's own defaults send these to unfiltered handlers; route them through ours only.
+    "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+    "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+}
+DEFAULT_EXCEPTION_REPORTER_FILTER = "gsafollowup.error_reports.HashtagReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "gsafollowup.error_reports.HashtagExceptionReporter"
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -100,10 +100,8 @@ class HashtagAuthentication(authentication.BaseAuthentication):
                 raise exceptions.AuthenticationFailed("Authorization header must be 'Hashtag <value>'.")
             return header[1]
         if request.method not in ("GET", "HEAD", "OPTIONS"):
-            try:
-                value = request.data.get(FIELD) if hasattr(request.data, "get") else None
-            except exceptions.ParseError:
-                value = None
+            # A body that cannot be parsed is answered as such (400), not as a missing hashtag.
+            value = request.data.get(FIELD) if hasattr(request.data, "get") else None
             if value:
                 return str(value)
         value = request.query_params.get(FIELD)
@@ -135,3 +133,10 @@ def current_observatory(user):
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
         return None
     return getattr(user, "observatory", None)
+
+
+def path_without_hashtag(request) -> str:
+    """The request's path and query without a hashtag parameter (for links and next= fields)."""
+    params = request.GET.copy()
+    params.pop(FIELD, None)
+    return request.path + (f"?{params.urlencode()}" if params else "")

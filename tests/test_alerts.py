@@ -57,8 +57,9 @@ def test_list_parameters(imported, client):
     published = json.loads(client.get("/list_of_alerts?format=json&published=1").content)
     assert "ivo://draft" not in [row["ivorn"] for row in published]
     assert published[0]["published"] >= published[-1]["published"]
-    # Nonsense values of num are ignored rather than failing.
-    assert client.get("/list_of_alerts?format=json&num=abc").status_code == 200
+    # Nonsense values are refused with a message rather than silently ignored.
+    refused = client.get("/list_of_alerts?format=json&num=abc")
+    assert refused.status_code == 400 and b"num must be a positive integer" in refused.content
 
 
 def test_list_html_escapes_ivorn(client, db):
@@ -180,7 +181,7 @@ def test_newevent_form_shows_errors(observatory, client):
     _, hashtag = observatory
     client.post("/login/", {"hashtag": hashtag})
     response = client.post("/newevent/", {"EventID": "ivo://x", "ra": "500", "dec": "0"})
-    assert response.status_code == 200 and b"ra must be between 0 and 360" in response.content
+    assert response.status_code == 400 and b"ra must be between 0 and 360" in response.content
     assert not Alert.objects.exists()
 
 

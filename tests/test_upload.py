@@ -349,7 +349,7 @@ def test_web_form_shows_errors(observatory, star_alert, client, media):
     client.post("/login/", {"hashtag": hashtag})
     with open(DECAM, "rb") as handle:
         response = client.post("/upload/", {"EventID": "ivo://unknown", "MJD": "59373.1", "sexCat": handle})
-    assert response.status_code == 200 and b"Unknown event" in response.content
+    assert response.status_code == 404 and b"Unknown event" in response.content
     assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
 
 
