@@ -21,8 +21,8 @@ from django.urls import include, path
 from alerts.models import Alert
 from calibration.models import FollowupPoint
 from gsafollowup.redaction import REDACTED, redact
+from gsafollowup.testing.postgres import free_port
 from tests.conftest import DECAM, STAR_DEC, STAR_RA
-from tests.environment import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 IVORN = "ivo://demo/GRB210605A field star"

@@ -91,6 +91,23 @@ def test_web_form(observatory, field_alert, client, media, name, status, words):
     assert_nothing_stored(media)
 
 
+@pytest.mark.parametrize(("name", "status", "words"), CORPUS)
+def test_rest_api(observatory, field_alert, client, media, name, status, words):
+    """The same corpus through POST /api/v1/points/: the JSON error body, nothing stored."""
+    _, hashtag = observatory
+    with open(BAD / name, "rb") as handle:
+        response = client.post(
+            "/api/v1/points/",
+            {"catalog": handle, "event_id": IVORN, "mjd": "59373.1", "exp_time": "60", "match_dist": "2"},
+            HTTP_AUTHORIZATION=f"Hashtag {hashtag}",
+        )
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert error["code"] in {"bad_catalog", "bad_input", "too_large", "calibration_failed"}, error
+    assert words.lower() in error["message"].lower(), error
+    assert_nothing_stored(media)
+
+
 def test_a_gzip_bomb_made_at_test_time(observatory, field_alert, client, media, tmp_path):
     """A gzip file of 260 kB expanding to 260 MB: refused at the 256 MB cap."""
     _, hashtag = observatory
