@@ -20,6 +20,8 @@ import requests
 
 from tests.stack import DECAM, DEMO_ALERT, production_stack
 
+pytestmark = pytest.mark.live
+
 UPLOADS = int(os.environ.get("GSA_RELIABILITY_UPLOADS", "200"))
 SAME = int(os.environ.get("GSA_RELIABILITY_SAME", "50"))
 CLIENTS = int(os.environ.get("GSA_RELIABILITY_CLIENTS", "16"))
