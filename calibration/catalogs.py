@@ -235,7 +235,7 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
     if n_last < n_values and not text.endswith(("\n", "\r")):
         raise bad(f"the last row has {n_last} of {n_values} values: the file is truncated, send it again")
     try:
-        table = astropy_ascii.read(lines, format="sextractor", guess=False)
+        table = _read_sextractor_rows(lines, first_data, n_values)
     except InconsistentTableError as error:
         raise bad(f"rows do not all have the {n_values} values the header implies") from error
     declared_names = set(declared.values())
@@ -248,6 +248,26 @@ def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
         return column, column.unit
 
     return _assemble(get, table.colnames, "ascii_head")
+
+
+def _read_sextractor_rows(lines: list[str], first_data: str, n_values: int):
+    """The whole table: column names and units from astropy's SExtractor reader, rows from its C reader.
+
+    astropy's SExtractor reader parses rows in Python (0.3 s for a 9,400-row DECam catalog); its
+    fast C reader does it in a few hundredths. The header is read by the SExtractor reader on
+    the header and the first row alone, so names (vector columns become NAME_1, ...) and units
+    are exactly astropy's. Unusual headers (repeated names) keep the SExtractor reader.
+    """
+    header = [line for line in lines if line.lstrip().startswith("#")]
+    names_table = astropy_ascii.read([*header, first_data], format="sextractor", guess=False)
+    names = names_table.colnames
+    if len(names) != n_values or len(set(names)) != len(names):
+        return astropy_ascii.read(lines, format="sextractor", guess=False)
+    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    table = astropy_ascii.read(rows, format="no_header", names=names, guess=False, fast_reader=True)
+    for name in names:
+        table[name].unit = names_table[name].unit
+    return table
 
 
 # ---------------------------------------------------------------- FITS and FITS_LDAC

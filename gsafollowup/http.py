@@ -76,13 +76,24 @@ def as_domain_error(exc: Exception) -> DomainError | None:
 
 def database_unavailable(exc: Exception) -> ServiceUnavailable | None:
     """ServiceUnavailable for a lost or refused database connection; None for anything else."""
-    from django.db import InterfaceError, OperationalError
+    from django.db import DatabaseError, InterfaceError, OperationalError
 
-    if isinstance(exc, OperationalError | InterfaceError):
+    # psycopg2 sometimes reports a server that vanished mid-query as a bare DatabaseError
+    # ("error with status PGRES_TUPLES_OK and no message from the libpq"); it counts as an
+    # outage only if the connection is indeed gone, otherwise it is a bug and stays a 500.
+    vanished = type(exc) is DatabaseError and not connection_usable()
+    if isinstance(exc, OperationalError | InterfaceError) or vanished:
         # The driver's text can hold host names and ports: it goes to the log, not to the client.
         log.warning("database unavailable: %s", " ".join(str(exc).split()))
         return ServiceUnavailable("The database is unavailable; try again in a minute.")
     return None
+
+
+def connection_usable() -> bool:
+    """True when the default database connection is open and answers."""
+    from django.db import connection
+
+    return connection.connection is not None and connection.is_usable()
 
 
 def one_line(message: str) -> str:

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gsafollowup.testing.postgres import TemporaryPostgres, find_binaries
-from gsafollowup.testing.production import ProductionServer
+from gsafollowup.testing.postgres import find_binaries
+from gsafollowup.testing.production import DEMO_ALERT, demo_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DECAM = ROOT / "tests" / "data" / "decam-grb210605a-g-night1.cat"
-DEMO_ALERT = "ivo://gsafollowup/demo/GRB210605A-field-star"
 
 
 def postgres_bindir() -> str:
@@ -32,44 +31,11 @@ def postgres_bindir() -> str:
     return bindir
 
 
-class Stack:
-    """What a test needs: the database, the server, the demo hashtag and alert id."""
-
-    def __init__(self, postgres: TemporaryPostgres, server: ProductionServer, hashtag: str):
-        self.postgres = postgres
-        self.server = server
-        self.hashtag = hashtag
-        self.url = server.url
-
-    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
-        """Rows of one query, on a fresh connection of the test's own (not the server's)."""
-        import psycopg2
-
-        connection = psycopg2.connect(self.postgres.url)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(query, params)
-                return cursor.fetchall() if cursor.description else []
-        finally:
-            connection.close()
-
-    def alert_id(self, ivorn: str = DEMO_ALERT) -> int:
-        return self.sql("SELECT id FROM alerts_alert WHERE ivorn = %s", (ivorn,))[0][0]
-
-
 @contextmanager
 def production_stack(workers: int = 3, env: dict | None = None):
-    """Start PostgreSQL and gunicorn, load the demo data; stop and clean everything afterwards."""
-    postgres = TemporaryPostgres(postgres_bindir()).start()
-    server = ProductionServer(postgres.url, workers=workers, env=env)
-    try:
-        server.start()
-        demo = server.manage("demo", "--url", server.url + "/")
-        hashtag = demo.stdout.strip().splitlines()[-1].split()[-1]
-        yield Stack(postgres, server, hashtag)
-    finally:
-        server.stop()
-        postgres.stop()
+    """The demo stack (gsafollowup.testing.production.DemoStack), or skip without PostgreSQL."""
+    with demo_stack(postgres_bindir(), workers=workers, env=env) as stack:
+        yield stack
 
 
 def curl_upload(url: str, hashtag: str, catalog: Path, mjd: float, *, dry_run=False, ivorn=DEMO_ALERT):

@@ -1,5 +1,7 @@
 """/health for load balancers, and the client address the wrong-hashtag throttle counts."""
 
+import json
+
 import pytest
 from django.test import RequestFactory
 
@@ -47,3 +49,28 @@ def test_a_missing_forwarded_header_falls_back_to_the_peer(settings):
     settings.TRUSTED_PROXY_COUNT = 1
     request = RequestFactory().get("/", REMOTE_ADDR="10.1.1.1")
     assert client_address(request) == "10.1.1.1"
+
+
+def test_a_lost_database_answers_a_plain_503_on_legacy_routes_and_json_under_the_api():
+    from django.db import InterfaceError, OperationalError
+
+    from gsafollowup.middleware import DatabaseUnavailableMiddleware
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    lost = OperationalError("could not connect to server: Connection refused (127.0.0.1:5432)")
+    response = middleware.process_exception(RequestFactory().get("/get_alert_lc?alert_id=1"), lost)
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content == b"The database is unavailable; try again in a minute.\n"
+    response = middleware.process_exception(RequestFactory().get("/api/v1/alerts/"), InterfaceError("closed"))
+    assert response.status_code == 503
+    assert json.loads(response.content) == {
+        "error": {"code": "unavailable", "message": "The database is unavailable; try again in a minute."}
+    }
+
+
+def test_other_errors_are_left_to_the_framework():
+    from gsafollowup.middleware import DatabaseUnavailableMiddleware
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    assert middleware.process_exception(RequestFactory().get("/"), ValueError("a bug")) is None

@@ -15,6 +15,8 @@ import pytest
 
 from tests.stack import DECAM, ROOT, curl_upload, json_or_text, production_stack
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def stack():

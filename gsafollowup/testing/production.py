@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from gsafollowup.testing.postgres import free_port
@@ -157,3 +158,50 @@ class ProductionServer:
                 self.process.wait()
         self.process = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+#: The demo alert (a real star of the DECam catalog) and that catalog, loaded by `manage.py demo`.
+DEMO_ALERT = "ivo://gsafollowup/demo/GRB210605A-field-star"
+DEMO_CATALOG = ROOT / "demo" / "decam-grb210605a-g-night1.cat"
+
+
+class DemoStack:
+    """A temporary PostgreSQL, gunicorn on it, and the real demo data with its hashtag."""
+
+    def __init__(self, postgres, server: ProductionServer, hashtag: str):
+        self.postgres = postgres
+        self.server = server
+        self.hashtag = hashtag
+        self.url = server.url
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        """Rows of one query, on a fresh connection of the caller's own (not the server's)."""
+        import psycopg2
+
+        connection = psycopg2.connect(self.postgres.url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def alert_id(self, ivorn: str = DEMO_ALERT) -> int:
+        return self.sql("SELECT id FROM alerts_alert WHERE ivorn = %s", (ivorn,))[0][0]
+
+
+@contextmanager
+def demo_stack(postgres_bindir: str, workers: int = 3, env: dict | None = None):
+    """Start PostgreSQL and gunicorn, load the demo data; stop and clean everything afterwards."""
+    from gsafollowup.testing.postgres import TemporaryPostgres
+
+    postgres = TemporaryPostgres(postgres_bindir).start()
+    server = ProductionServer(postgres.url, workers=workers, env=env)
+    try:
+        server.start()
+        demo = server.manage("demo", "--url", server.url + "/")
+        hashtag = demo.stdout.strip().splitlines()[-1].split()[-1]
+        yield DemoStack(postgres, server, hashtag)
+    finally:
+        server.stop()
+        postgres.stop()
