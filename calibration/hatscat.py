@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from astropy.coordinates import angular_separation
 
-from gsafollowup.errors import ServiceUnavailable
+from gsafollowup.errors import HatsUnavailable
 
 from . import references
 from .refformats import FORMATS, NO_SOURCE_ID, BadReferenceFile, Format, _Lookup, _present_bands, table_stars
@@ -35,12 +35,6 @@ HATS_INDEX_ORDER = 29
 HATS_INDEX_COLUMN = "_healpix_29"
 #: Partition footers kept per catalog (a few kB each): the fields of a night, read once.
 KEPT_PARTITIONS = 4096
-
-
-class HatsUnavailable(ServiceUnavailable):
-    """A HATS catalog cannot be opened or read, or holds none of the survey's columns."""
-
-    code = "hats_unavailable"
 
 
 class HatsSource:

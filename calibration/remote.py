@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from pyvo.dal import DALFormatError, DALQueryError, DALServiceError, TAPService
 
-from gsafollowup.errors import ServiceUnavailable
+from gsafollowup.errors import ArchiveUnavailable
 
 from . import references
 from .archives import ARCHIVES, Archive
@@ -35,16 +35,6 @@ log = logging.getLogger(__name__)
 COVERAGE_ORDER = 10
 #: Widest cone fetched from an archive (about 4,000 coverage pixels); calibration asks 1 deg at most.
 MAX_REMOTE_RADIUS_DEG = 2.0
-
-
-class ArchiveUnavailable(ServiceUnavailable):
-    """A survey's archive did not answer usefully (down, timing out, an error or a truncated answer)."""
-
-    code = "archive_unavailable"
-
-    def __init__(self, survey: str, message: str):
-        super().__init__(message)
-        self.survey = survey
 
 
 @dataclass

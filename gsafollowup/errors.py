@@ -122,6 +122,22 @@ class ServiceUnavailable(DomainError):
     code = "unavailable"
 
 
+class ArchiveUnavailable(ServiceUnavailable):
+    """A survey's archive did not answer usefully (down, timing out, an error or a truncated answer)."""
+
+    code = "archive_unavailable"
+
+    def __init__(self, survey: str, message: str):
+        super().__init__(message)
+        self.survey = survey
+
+
+class HatsUnavailable(ServiceUnavailable):
+    """A HATS catalog cannot be opened or read, or holds none of the survey's columns."""
+
+    code = "hats_unavailable"
+
+
 def error_codes() -> dict[str, int]:
     """Every stable error code and its HTTP status, for the API documentation."""
     codes = {}
