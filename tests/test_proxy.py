@@ -1,0 +1,176 @@
+"""The nginx example of docs/deploy.md, run for real in front of the production stack.
+
+The server block is taken from the documentation itself (so the documented example is the one
+tested), with only what a loopback test cannot have changed: TLS off, a free port, paths in a
+temporary directory. Through it the legacy curl upload under /followup/ must work, the access
+log must keep no query string, and a client forging X-Forwarded-For must not escape the
+wrong-hashtag lock-out (TRUSTED_PROXY_COUNT=1 believes only the entry nginx appends).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from gsafollowup.testing.postgres import free_port
+from tests.stack import DECAM, ROOT, curl_upload, json_or_text, production_stack
+
+pytestmark = pytest.mark.live
+
+FAILURE_LIMIT = 3
+
+
+def documented_nginx_block() -> str:
+    """The ```nginx block of docs/deploy.md."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    return re.search(r"```nginx\n(.*?)```", text, re.S).group(1)
+
+
+def loopback_config(block: str, workdir: Path, listen: int, upstream: int) -> str:
+    """The documented block on 127.0.0.1 without TLS, wrapped in a minimal nginx.conf."""
+    servers = block.split("server {")
+    # Keep the log format, the upstream and the HTTPS server; the port-80 redirect has no use here.
+    block = servers[0] + "server {" + servers[2]
+    block = block.replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
+    block = re.sub(r"\n\s*#[^\n]*\n(\s*)listen 443 ssl http2;", rf"\n\1listen 127.0.0.1:{listen};", block)
+    block = re.sub(r"\n\s*ssl_certificate\S* [^\n]*;", "", block)
+    block = block.replace("/var/log/nginx/gsafollowup.log", str(workdir / "access.log"))
+    assert "ssl" not in block and str(listen) in block, block
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp = "\n".join(
+        f"    {name}_temp_path {workdir / name};"
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"{user}worker_processes 1;\npid {workdir / 'nginx.pid'};\nerror_log {workdir / 'error.log'};\n"
+        f"events {{}}\nhttp {{\n{temp}\n{block}}}\n"
+    )
+
+
+@contextmanager
+def nginx(upstream_port: int):
+    """nginx with the documented configuration, in front of 127.0.0.1:upstream_port."""
+    binary = shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
+    )
+    if binary is None:
+        reason = "nginx not found: apt-get install nginx"
+        if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " (required in CI)")
+        pytest.skip(reason)
+    workdir = Path(tempfile.mkdtemp(prefix="gsa-nginx-"))
+    port = free_port()
+    config = workdir / "nginx.conf"
+    config.write_text(loopback_config(documented_nginx_block(), workdir, port, upstream_port))
+    checked = subprocess.run(
+        [binary, "-t", "-q", "-p", str(workdir), "-c", str(config)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, f"nginx refuses the documented configuration: {checked.stderr}"
+    process = subprocess.Popen(
+        [binary, "-p", str(workdir), "-c", str(config), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=5).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not start: {process.stderr.read()}") from None
+                time.sleep(0.1)
+        yield url, workdir
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def proxied():
+    env = {"TRUSTED_PROXY_COUNT": "1", "HASHTAG_FAILURE_LIMIT": str(FAILURE_LIMIT)}
+    with production_stack(workers=2, env=env) as stack, nginx(stack.server.port) as (url, workdir):
+        yield stack, url, workdir
+
+
+@pytest.fixture
+def no_lockouts(proxied):
+    """Each test starts without counted wrong hashtags."""
+    stack = proxied[0]
+    stack.sql("DELETE FROM gsafollowup_cache")
+    yield
+    stack.sql("DELETE FROM gsafollowup_cache")
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_the_legacy_upload_and_the_light_curve_work_under_followup_through_nginx(proxied, no_lockouts):
+    stack, url, _ = proxied
+    status, body = curl_upload(url + "/followup", stack.hashtag, DECAM, 59380.3)
+    assert status == 201, body
+    answer = json_or_text(body)
+    assert answer["filter"] == "g"
+    status, data = get(f"{url}/followup/get_alert_lc_data?alert_id={stack.alert_id()}")
+    assert status == 200 and f"{answer['mag']:.3f}"[:6] in data.decode()
+    status, page = get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}")
+    assert status == 200 and b"GRB210605A-field-star" in page
+    # The new API answers behind the same proxy, at the root.
+    status, data = get(f"{url}/api/v1/points/{answer['followup_id']}/")
+    assert status == 200 and json_or_text(data.decode())["id"] == answer["followup_id"]
+
+
+def test_the_access_log_keeps_no_query_string(proxied, no_lockouts):
+    stack, url, workdir = proxied
+    secret = "not-a-real-hashtag-but-looks-like-one"
+    status, _ = get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}&hashtag={secret}")
+    assert status in (200, 401, 403)
+    time.sleep(0.5)  # nginx writes its access log line when the response is done
+    log = (workdir / "access.log").read_text()
+    assert "/followup/get_alert_lc" in log
+    assert secret not in log and "alert_id=" not in log
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_hashtag_lockout(proxied, no_lockouts):
+    stack, url, _ = proxied
+    for attempt in range(FAILURE_LIMIT):
+        forged = {"X-Forwarded-For": f"203.0.113.{attempt + 1}"}
+        status, _ = get(f"{url}/api/v1/observatories/me", {**forged, "Authorization": "Hashtag wrong"})
+        assert status == 401
+    # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out,
+    # even with the right hashtag and yet another forged entry.
+    forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {stack.hashtag}"}
+    status, body = get(f"{url}/api/v1/observatories/me", forged)
+    assert status == 429, body
+    assert b"Too many wrong hashtags" in body
+
+
+def test_a_body_over_the_documented_limit_is_refused_by_nginx_before_the_server(proxied, no_lockouts):
+    stack, url, _ = proxied
+    before = stack.sql("SELECT count(*) FROM calibration_followuppoint")
+    big = Path(tempfile.mkdtemp(prefix="gsa-big-")) / "big.cat"
+    try:
+        with open(big, "wb") as handle:
+            handle.truncate(56 * 1024 * 1024)  # over client_max_body_size 55m
+        status, body = curl_upload(url, stack.hashtag, big, 59381.4)
+    finally:
+        shutil.rmtree(big.parent)
+    assert status == 413, body
+    assert stack.sql("SELECT count(*) FROM calibration_followuppoint") == before
