@@ -4,7 +4,9 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -84,3 +86,69 @@ def read_kept_catalog(sha256: str) -> bytes:
 
 def forget_catalog(sha256: str) -> None:
     catalog_path(sha256).unlink(missing_ok=True)
+
+
+@dataclass
+class CatalogSweep:
+    """What ``sweep_catalogs`` found under MEDIA_ROOT/catalogs (SHA-256 values and paths)."""
+
+    kept: int = 0
+    orphans: list[Path] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)
+    missing: dict[str, list[int]] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)
+    removed: int = 0
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime >= seconds
+    except FileNotFoundError:
+        return False
+
+
+def sweep_catalogs(
+    referenced: dict[str, list[int]], *, min_age: float, verify: bool, delete: bool
+) -> CatalogSweep:
+    """Compare the kept files with the rows that name them (``referenced``: SHA-256 -> point ids).
+
+    Orphans are files no row names: left by a worker killed between writing the file and
+    committing its row. Leftovers are ``.incoming-`` files of an interrupted write. Both count
+    only once older than ``min_age`` seconds, so an upload in progress is never touched, and
+    an orphan is removed under the content's lock after checking again that no row names it.
+    Missing files (rows whose catalog is gone) and, with ``verify``, files whose content no
+    longer has their SHA-256 are reported; nothing can repair them here.
+    """
+    from .models import FollowupPoint
+
+    found = CatalogSweep()
+    root = catalog_root()
+    on_disk = set()
+    for folder in sorted(root.glob("[0-9a-f][0-9a-f]")) if root.exists() else []:
+        for path in sorted(folder.iterdir()):
+            name = path.name
+            if name.startswith(".incoming-"):
+                if _older_than(path, min_age):
+                    found.leftovers.append(path)
+                continue
+            if len(name) != 64 or name[:2] != folder.name or not path.is_file():
+                continue
+            on_disk.add(name)
+            if name not in referenced:
+                if _older_than(path, min_age):
+                    found.orphans.append(path)
+                continue
+            found.kept += 1
+            if verify and sha256_of(path.read_bytes()) != name:
+                found.corrupt.append(name)
+    found.missing = {sha: ids for sha, ids in referenced.items() if sha not in on_disk}
+    if delete:
+        for path in found.leftovers:
+            path.unlink(missing_ok=True)
+            found.removed += 1
+        for path in found.orphans:
+            with catalog_lock(path.name):
+                if not FollowupPoint.objects.filter(catalog_sha256=path.name).exists():
+                    path.unlink(missing_ok=True)
+                    found.removed += 1
+    return found
