@@ -64,7 +64,7 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     if isinstance(exc, drf.ValidationError):
         return BadInput(first_message(exc.detail))
     if isinstance(exc, drf.ParseError):
-        return BadInput(str(exc.detail))
+        return BadInput(readable_parse_error(str(exc.detail)))
     if isinstance(exc, drf.MethodNotAllowed):
         return MethodNotAllowed(str(exc.detail))
     if isinstance(exc, drf.NotAcceptable):
@@ -72,6 +72,18 @@ def as_domain_error(exc: Exception) -> DomainError | None:
     if isinstance(exc, drf.UnsupportedMediaType):
         return UnsupportedMediaType(str(exc.detail))
     return database_unavailable(exc)
+
+
+#: Django skips a file part whose name has no usable base name ('.', '..', '/'); the file's
+#: bytes are then read as the next part's headers, which fails with this text.
+_SKIPPED_FILE_SYMPTOM = "max total header size exceeded"
+
+
+def readable_parse_error(text: str) -> str:
+    """The multipart parser's message, or what an observer can act on when it only shows a symptom."""
+    if _SKIPPED_FILE_SYMPTOM in text.lower():
+        return "Unreadable upload form: the file has no usable name (e.g. '.') or a header is too long."
+    return text
 
 
 def database_unavailable(exc: Exception) -> ServiceUnavailable | None:
@@ -251,3 +263,17 @@ class ApiMixin:
     renderer_classes = [JSONRenderer]
     throttle_classes = [ApiAnonThrottle, ApiUserThrottle]
     pagination_class = ApiPagination
+
+
+def bad_request(request, exception):
+    """handler400: a request Django refuses before any view (e.g. an unreadable upload form).
+
+    The page keeps the site's layout, says what was wrong and links back to the form.
+    """
+    from django.http.multipartparser import MultiPartParserError
+
+    if isinstance(exception, MultiPartParserError):
+        message = readable_parse_error(str(exception))
+    else:
+        message = "The request could not be read; reload the page and send it again."
+    return render(request, "400.html", {"message": message, "back": request.path}, status=400)

@@ -34,3 +34,5 @@ urlpatterns = [
     path("", include(site)),
     path("followup/", include((site, "followup"), namespace="followup")),
 ]
+
+handler400 = "gsafollowup.http.bad_request"

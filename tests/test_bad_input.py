@@ -203,3 +203,48 @@ def test_a_200_mb_catalog_is_refused_before_it_is_read(
     # The answer came while at most a small part of the 200 MB had left the client.
     assert sent < size // 4, (sent, size)
     assert_nothing_stored(media)
+
+
+UNUSABLE_NAMES = [".", "..", "/", "a/../..", "x/."]
+
+
+def post_raw_multipart(client, path: str, values: dict, field: str, filename: str, **headers):
+    """A hand-made multipart body: Django's test client refuses file names such as '.'."""
+    boundary = "gsa-boundary-7c1f"
+    head, tail = multipart(boundary, values, filename)
+    head = head.replace(b'name="sexCat"; filename=', f'name="{field}"; filename='.encode())
+    body = head + DECAM.read_bytes() + tail
+    return client.generic(
+        "POST", path, body, content_type=f"multipart/form-data; boundary={boundary}", **headers
+    )
+
+
+@pytest.mark.parametrize("filename", UNUSABLE_NAMES)
+def test_a_file_name_django_cannot_use_gets_an_actionable_message(
+    observatory, field_alert, client, media, filename
+):
+    """curl -F 'sexCat=@x;filename=.': Django drops such a part, and the form can no longer be read."""
+    _, hashtag = observatory
+    legacy = post_raw_multipart(
+        client, "/cgi/upload", fields(hashtag=hashtag, outputFormat="json", noPlot="1"), "sexCat", filename
+    )
+    api = post_raw_multipart(
+        client,
+        "/api/v1/points/",
+        {"event_id": IVORN, "mjd": "59373.1", "exp_time": "60"},
+        "catalog",
+        filename,
+        HTTP_AUTHORIZATION=f"Hashtag {hashtag}",
+    )
+    client.post("/login/", {"hashtag": hashtag})
+    form = post_raw_multipart(client, "/upload/", fields(), "sexCat", filename)
+
+    expected = "the file has no usable name"
+    assert legacy.status_code == 400 and expected in legacy.content.decode(), legacy.content
+    assert len(legacy.content.decode()) < 100
+    assert api.status_code == 400 and expected in api.json()["error"]["message"], api.content
+    page = html.unescape(form.content.decode())
+    assert form.status_code == 400 and expected in page, form.content
+    assert 'href="/upload/"' in page and "gsafollowup" in page, "the site's page, with the way back"
+    assert "header size" not in legacy.content.decode() + api.content.decode()
+    assert_nothing_stored(media)
