@@ -281,3 +281,81 @@ def test_reference_sources_come_from_the_environment_and_are_checked_at_start(tm
     assert result.returncode != 0
     assert "calibration.E001" in result.stderr and "'Gaia'" in result.stderr
     assert "calibration.E002" in result.stderr and "'ftp'" in result.stderr
+
+
+# Real VizieR answers of APASS DR9 and ATLAS-RefCat2 for a 10' cone on EY UMa, as astroquery
+# returned them and stellarphot saved them (tests/data/archive/README.md).
+EY_UMA = (135.5509, 49.842891)
+VIZIER_ANSWERS = {
+    "APASS": (
+        DATA / "archive" / "vizier-II_336_apass9-ey-uma.ecsv",
+        {"V": "Vmag", "g": "g'mag", "i": "i'mag"},
+    ),
+    "RefCat2": (
+        DATA / "archive" / "vizier-J_ApJ_867_105_refcat2-ey-uma.ecsv",
+        {"g": "gmag", "z": "zmag", "J": "Jmag"},
+    ),
+}
+
+
+def column(table, name) -> np.ndarray:
+    return np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan)
+
+
+@pytest.mark.parametrize("survey", sorted(VIZIER_ANSWERS))
+def test_saved_vizier_answers_parse_through_the_survey_column_map(survey):
+    path, bands = VIZIER_ANSWERS[survey]
+    saved = Table.read(path, format="ascii.ecsv")
+    assert saved.meta["name"] == ARCHIVES[survey].table
+    stars = parse(ARCHIVES[survey], saved)
+    archive_format = ARCHIVES[survey].format
+    ra_name, dec_name = archive_format.columns()["ra"], archive_format.columns()["dec"]
+    assert np.allclose(stars.ra, column(saved, ra_name)) and np.allclose(stars.dec, column(saved, dec_name))
+    assert set(stars.mag) == set(archive_format.bands)
+    for band, name in bands.items():
+        expected = column(saved, name)
+        # Masked (empty) VizieR cells are missing magnitudes, never zeros.
+        assert np.array_equal(np.isnan(stars.mag[band]), np.isnan(expected)), band
+        assert np.allclose(stars.mag[band], expected, equal_nan=True), band
+        assert np.allclose(stars.err[band], column(saved, f"e_{name}"), equal_nan=True), band
+    if survey == "RefCat2":
+        assert np.isnan(stars.mag["J"]).sum() == 54  # stars without 2MASS photometry
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("survey", sorted(VIZIER_ANSWERS))
+# VizieR's names such as g'mag are not valid VOTable IDs: astropy derives IDs and says so.
+@pytest.mark.filterwarnings("ignore::astropy.io.votable.exceptions.W03")
+def test_a_real_vizier_answer_fetched_over_tap_is_stored_and_then_served_locally(
+    settings, fast_retries, tmp_path, survey
+):
+    """The saved table goes back on the wire as a VOTable (written by astropy here) to pyvo."""
+    path, bands = VIZIER_ANSWERS[survey]
+    saved = Table.read(path, format="ascii.ecsv")
+    answer = tmp_path / "answer.vot"
+    saved.write(answer, format="votable")
+    settings.REFERENCE_SOURCES = {survey: "remote"}
+    radius = 9.5 / 60  # inside the saved 10' cone
+    with ArchiveServer("serve", answer) as archive:
+        settings.ARCHIVE_URLS = {**settings.ARCHIVE_URLS, "vizier": archive.url}
+        first = cone(*EY_UMA, radius, [survey])
+        second = cone(*EY_UMA, radius, [survey])
+    assert len(archive.requests) == 1, "the second cone is served from the database"
+    assert f'FROM "{ARCHIVES[survey].table}"' in archive.requests[0]["QUERY"]
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    fmt = ARCHIVES[survey].format.columns()
+    where = SkyCoord(column(saved, fmt["ra"]) * u.deg, column(saved, fmt["dec"]) * u.deg)
+    inside = where.separation(SkyCoord(*EY_UMA, unit="deg")).deg < radius
+    for found in (first, second):
+        (stars,) = found
+        assert found.missing == {}
+        assert len(stars.ra) == inside.sum() > 40
+        order = np.lexsort((stars.dec, stars.ra))
+        expected_order = np.lexsort((column(saved, fmt["dec"])[inside], column(saved, fmt["ra"])[inside]))
+        for band, name in bands.items():
+            expected = column(saved, name)[inside][expected_order]
+            assert np.allclose(stars.mag[band][order], expected, atol=1e-4, equal_nan=True), band
+    # Stored: the answer's stars in the coverage pixels fetched, which reach past the cone.
+    assert inside.sum() <= ReferenceCatalog.objects.get(survey=survey).stars <= len(saved)
