@@ -162,8 +162,10 @@ ARCHIVES: dict[str, Archive] = {
             "gaiadr3.synthetic_photometry_gspc",
             "DR3",
             _GSPC,
-            # The synthetic photometry holds no position: it is joined with gaia_source (the same
-            # table as VizieR's I/360/syntphot, which carries no coordinates either).
+            # The archive's synthetic photometry holds no position: it is joined with gaia_source.
+            # VizieR republishes the same photometry as I/360/syntphot (with positions); the
+            # archive's table is asked because its columns (fluxes with their errors, flags) are
+            # those of the gaia-gspc format that bulk loads read, so one column map serves both.
             f"SELECT g.source_id, g.ra, g.dec, {_GSPC_COLUMNS} "  # noqa: S608 - ADQL, names are ours
             "FROM gaiadr3.synthetic_photometry_gspc AS s "
             f"JOIN gaiadr3.gaia_source AS g ON g.source_id = s.source_id WHERE {_GAIA_CONE}",
