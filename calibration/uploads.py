@@ -122,9 +122,8 @@ def sweep_catalogs(
     from .models import FollowupPoint
 
     found = CatalogSweep()
-    root = catalog_root()
     on_disk = set()
-    for folder in sorted(root.glob("[0-9a-f][0-9a-f]")) if root.exists() else []:
+    for folder in sorted(catalog_root().glob("[0-9a-f][0-9a-f]")):
         for path in sorted(folder.iterdir()):
             name = path.name
             if name.startswith(".incoming-"):

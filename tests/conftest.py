@@ -100,10 +100,9 @@ os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", LOCAL_HOST)
 def browser():
     """Headless Chromium (Debian's); skipped where it is missing, except in CI where it must be."""
     if not os.access(CHROMIUM, os.X_OK):
-        reason = f"{CHROMIUM} not found: apt-get install chromium to run the browser tests"
-        if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (required in CI)")
-        pytest.skip(reason)
+        from tests.stack import missing_tool
+
+        missing_tool(f"{CHROMIUM} not found: apt-get install chromium to run the browser tests")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API keeps an event loop in this thread, so Django's async-safety check

@@ -8,6 +8,8 @@ stars of the GRB 210605A field, the demo alert on a DECam star, the demo observa
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,15 +22,29 @@ ROOT = Path(__file__).resolve().parent.parent
 DECAM = ROOT / "tests" / "data" / "decam-grb210605a-g-night1.cat"
 
 
+def missing_tool(reason: str):
+    """A system tool the tests need is absent: skip here, fail in CI (GSA_REQUIRE_POSTGRES=1)."""
+    if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
+        pytest.fail(reason + " (required in CI: GSA_REQUIRE_POSTGRES=1)")
+    pytest.skip(reason)
+
+
 def postgres_bindir() -> str:
     """The PostgreSQL binaries, or skip (fail under GSA_REQUIRE_POSTGRES=1)."""
     bindir = find_binaries()
     if bindir is None:
-        reason = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
-        if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (required in CI: GSA_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
+        missing_tool("PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql")
     return bindir
+
+
+def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """Status, headers and body of a GET, error statuses included."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.stack import DECAM, ROOT, curl_upload, json_or_text, production_stack
+from tests.stack import DECAM, ROOT, curl_upload, http_get, json_or_text, production_stack
 
 pytestmark = pytest.mark.live
 
@@ -24,14 +24,6 @@ def stack():
         yield running
 
 
-def get(url: str) -> tuple[int, dict, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
 def test_the_legacy_curl_upload_stores_a_point_and_the_light_curve_shows_it(stack):
     status, body = curl_upload(stack.url, stack.hashtag, DECAM, 59373.1)
     assert status == 201, body
@@ -40,10 +32,10 @@ def test_the_legacy_curl_upload_stores_a_point_and_the_light_curve_shows_it(stac
     followup_id = answer["followup_id"]
     assert stack.sql("SELECT count(*) FROM calibration_followuppoint WHERE id = %s", (followup_id,)) == [(1,)]
 
-    status, _, data = get(f"{stack.url}/get_alert_lc_data?alert_id={stack.alert_id()}")
+    status, _, data = http_get(f"{stack.url}/get_alert_lc_data?alert_id={stack.alert_id()}")
     assert status == 200
     assert f"{answer['mag']:.3f}"[:6] in data.decode()
-    status, _, page = get(f"{stack.url}/followup/get_alert_lc?alert_id={stack.alert_id()}")
+    status, _, page = http_get(f"{stack.url}/followup/get_alert_lc?alert_id={stack.alert_id()}")
     assert status == 200 and b"GRB210605A-field-star" in page
 
     # The same upload again is a duplicate, answered in the legacy plain-text format.
@@ -60,20 +52,20 @@ def test_a_dry_run_through_the_followup_prefix_stores_nothing(stack):
 
 
 def test_static_files_are_served_by_whitenoise_with_hashed_names(stack):
-    status, _, page = get(stack.url + "/")
+    status, _, page = http_get(stack.url + "/")
     assert status == 200
     stylesheet = re.search(rb'href="(/static/css/site\.[0-9a-f]{12}\.css)"', page)
     assert stylesheet, "the page links the hashed stylesheet of the manifest storage"
-    status, headers, css = get(stack.url + stylesheet.group(1).decode())
+    status, headers, css = http_get(stack.url + stylesheet.group(1).decode())
     assert status == 200 and headers["Content-Type"].startswith("text/css") and css
     assert "immutable" in headers["Cache-Control"]
 
 
 def test_debug_is_off_and_errors_show_no_traceback(stack):
-    status, _, body = get(stack.url + "/no/such/page")
+    status, _, body = http_get(stack.url + "/no/such/page")
     assert status == 404
     assert b"URLconf" not in body and b"Traceback" not in body
-    status, _, body = get(stack.url + "/get_alert_lc_data?alert_id=999999999")
+    status, _, body = http_get(stack.url + "/get_alert_lc_data?alert_id=999999999")
     assert status == 404 and b"Traceback" not in body
 
 
@@ -85,7 +77,7 @@ def test_an_unknown_host_is_refused(stack):
 
 
 def test_the_access_log_keeps_no_query_string(stack):
-    status, _, _ = get(f"{stack.url}/list_of_followups?hashtag={stack.hashtag}&format=json")
+    status, _, _ = http_get(f"{stack.url}/list_of_followups?hashtag={stack.hashtag}&format=json")
     assert status == 200
     line = '"GET /list_of_followups HTTP/1.1" 200'
     # The worker writes its access line just after the response; give it a moment.

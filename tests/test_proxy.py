@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from gsafollowup.testing.postgres import free_port
-from tests.stack import DECAM, ROOT, curl_upload, json_or_text, production_stack
+from tests.stack import DECAM, ROOT, curl_upload, http_get, json_or_text, missing_tool, production_stack
 
 pytestmark = pytest.mark.live
 
@@ -62,10 +62,7 @@ def nginx(upstream_port: int):
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
     )
     if binary is None:
-        reason = "nginx not found: apt-get install nginx"
-        if os.environ.get("GSA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " (required in CI)")
-        pytest.skip(reason)
+        missing_tool("nginx not found: apt-get install nginx")
     workdir = Path(tempfile.mkdtemp(prefix="gsa-nginx-"))
     port = free_port()
     config = workdir / "nginx.conf"
@@ -113,34 +110,25 @@ def no_lockouts(proxied):
     stack.sql("DELETE FROM gsafollowup_cache")
 
 
-def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
 def test_the_legacy_upload_and_the_light_curve_work_under_followup_through_nginx(proxied, no_lockouts):
     stack, url, _ = proxied
     status, body = curl_upload(url + "/followup", stack.hashtag, DECAM, 59380.3)
     assert status == 201, body
     answer = json_or_text(body)
     assert answer["filter"] == "g"
-    status, data = get(f"{url}/followup/get_alert_lc_data?alert_id={stack.alert_id()}")
+    status, _, data = http_get(f"{url}/followup/get_alert_lc_data?alert_id={stack.alert_id()}")
     assert status == 200 and f"{answer['mag']:.3f}"[:6] in data.decode()
-    status, page = get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}")
+    status, _, page = http_get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}")
     assert status == 200 and b"GRB210605A-field-star" in page
     # The new API answers behind the same proxy, at the root.
-    status, data = get(f"{url}/api/v1/points/{answer['followup_id']}/")
+    status, _, data = http_get(f"{url}/api/v1/points/{answer['followup_id']}/")
     assert status == 200 and json_or_text(data.decode())["id"] == answer["followup_id"]
 
 
 def test_the_access_log_keeps_no_query_string(proxied, no_lockouts):
     stack, url, workdir = proxied
     secret = "not-a-real-hashtag-but-looks-like-one"
-    status, _ = get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}&hashtag={secret}")
+    status, _, _ = http_get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}&hashtag={secret}")
     assert status in (200, 401, 403)
     time.sleep(0.5)  # nginx writes its access log line when the response is done
     log = (workdir / "access.log").read_text()
@@ -152,25 +140,26 @@ def test_a_forged_x_forwarded_for_does_not_escape_the_hashtag_lockout(proxied, n
     stack, url, _ = proxied
     for attempt in range(FAILURE_LIMIT):
         forged = {"X-Forwarded-For": f"203.0.113.{attempt + 1}"}
-        status, _ = get(f"{url}/api/v1/observatories/me", {**forged, "Authorization": "Hashtag wrong"})
+        status, _, _ = http_get(
+            f"{url}/api/v1/observatories/me", {**forged, "Authorization": "Hashtag wrong"}
+        )
         assert status == 401
     # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out,
     # even with the right hashtag and yet another forged entry.
     forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {stack.hashtag}"}
-    status, body = get(f"{url}/api/v1/observatories/me", forged)
+    status, _, body = http_get(f"{url}/api/v1/observatories/me", forged)
     assert status == 429, body
     assert b"Too many wrong hashtags" in body
 
 
-def test_a_body_over_the_documented_limit_is_refused_by_nginx_before_the_server(proxied, no_lockouts):
+def test_a_body_over_the_documented_limit_is_refused_by_nginx_before_the_server(
+    proxied, no_lockouts, tmp_path
+):
     stack, url, _ = proxied
     before = stack.sql("SELECT count(*) FROM calibration_followuppoint")
-    big = Path(tempfile.mkdtemp(prefix="gsa-big-")) / "big.cat"
-    try:
-        with open(big, "wb") as handle:
-            handle.truncate(56 * 1024 * 1024)  # over client_max_body_size 55m
-        status, body = curl_upload(url, stack.hashtag, big, 59381.4)
-    finally:
-        shutil.rmtree(big.parent)
+    big = tmp_path / "big.cat"
+    with open(big, "wb") as handle:
+        handle.truncate(56 * 1024 * 1024)  # over client_max_body_size 55m
+    status, body = curl_upload(url, stack.hashtag, big, 59381.4)
     assert status == 413, body
     assert stack.sql("SELECT count(*) FROM calibration_followuppoint") == before

@@ -4,6 +4,8 @@ serving saved real answers (tests/data/archive/README.md)."""
 
 import numpy as np
 import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
 from calibration.archives import ARCHIVES
@@ -342,9 +344,6 @@ def test_a_real_vizier_answer_fetched_over_tap_is_stored_and_then_served_locally
         second = cone(*EY_UMA, radius, [survey])
     assert len(archive.requests) == 1, "the second cone is served from the database"
     assert f'FROM "{ARCHIVES[survey].table}"' in archive.requests[0]["QUERY"]
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
     fmt = ARCHIVES[survey].format.columns()
     where = SkyCoord(column(saved, fmt["ra"]) * u.deg, column(saved, fmt["dec"]) * u.deg)
     inside = where.separation(SkyCoord(*EY_UMA, unit="deg")).deg < radius

@@ -160,8 +160,7 @@ def files() -> dict[str, bytes]:
     out["fits-duplicate-column-names.fits"] = raw.replace(b"'MAG_AUTX'", b"'MAG_AUTO'")
     out["ra-unit-radians.cat"] = (
         "#   1 ALPHA_J2000 Right ascension [rad]\n#   2 DELTA_J2000 [rad]\n"
-        "#   3 MAG_AUTO\n#   4 MAGERR_AUTO\n"
-        + simple_rows(5, lambda i: f"0.42{i} -0.85{i} 15.0 0.01")
+        "#   3 MAG_AUTO\n#   4 MAGERR_AUTO\n" + simple_rows(5, lambda i: f"0.42{i} -0.85{i} 15.0 0.01")
     ).encode()
     out["dec-sexagesimal.cat"] = (
         HEADER + simple_rows(5, lambda i: f"24.1{i} -48:42:1{i}.5 15.0 0.01")
