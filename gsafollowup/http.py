@@ -90,10 +90,11 @@ def database_unavailable(exc: Exception) -> ServiceUnavailable | None:
     """ServiceUnavailable for a lost or refused database connection; None for anything else."""
     from django.db import DatabaseError, InterfaceError, OperationalError
 
-    # psycopg2 sometimes reports a server that vanished mid-query as a bare DatabaseError
-    # ("error with status PGRES_TUPLES_OK and no message from the libpq"); it counts as an
-    # outage only if the connection is indeed gone, otherwise it is a bug and stays a 500.
-    vanished = type(exc) is DatabaseError and not connection_usable()
+    # psycopg2 does not always report a server that vanished mid-query as an operational error:
+    # a bare DatabaseError ("error with status PGRES_TUPLES_OK and no message from the libpq"),
+    # a ProgrammingError ("no results to fetch"), ... Any database error counts as an outage
+    # when the connection is indeed gone; with a live connection it is a bug and stays a 500.
+    vanished = isinstance(exc, DatabaseError) and not connection_usable()
     if isinstance(exc, OperationalError | InterfaceError) or vanished:
         # The driver's text can hold host names and ports: it goes to the log, not to the client.
         log.warning("database unavailable: %s", " ".join(str(exc).split()))

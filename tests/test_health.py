@@ -74,3 +74,33 @@ def test_other_errors_are_left_to_the_framework():
 
     middleware = DatabaseUnavailableMiddleware(lambda request: None)
     assert middleware.process_exception(RequestFactory().get("/"), ValueError("a bug")) is None
+
+
+def test_any_database_error_with_the_connection_gone_is_an_outage():
+    """psycopg2 may report a vanished server as DatabaseError or ProgrammingError, not OperationalError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import DatabaseError, ProgrammingError
+
+    from gsafollowup.middleware import DatabaseUnavailableMiddleware
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    request = RequestFactory().get("/cgi/upload")
+    for error in (DatabaseError("no message from the libpq"), ProgrammingError("no results to fetch")):
+        # A fresh thread holds no open connection, as a worker after the server went away
+        # (the test run's own SQLite in-memory connection is never really closed).
+        with ThreadPoolExecutor(1) as pool:
+            response = pool.submit(middleware.process_exception, request, error).result()
+        assert response is not None and response.status_code == 503, error
+
+
+@pytest.mark.django_db
+def test_a_database_error_on_a_live_connection_is_a_bug_not_an_outage():
+    from django.db import ProgrammingError, connection
+
+    from gsafollowup.middleware import DatabaseUnavailableMiddleware
+
+    connection.ensure_connection()
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    error = ProgrammingError('relation "nope" does not exist')
+    assert middleware.process_exception(RequestFactory().get("/cgi/upload"), error) is None
