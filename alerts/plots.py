@@ -161,6 +161,10 @@ def _layout(x_range: list[float]) -> dict:
             "range": mjd_to_iso(x_range),
             "autorange": False,
             "fixedrange": True,
+            # plotly.js 4 syncs an overlaying axis's ticks to the MJD ticks, which land seconds
+            # before midnight and are labelled with the previous day; its own date ticks fall
+            # on exact UTC days.
+            "tickmode": "auto",
             **grid,
             "showgrid": False,
         },

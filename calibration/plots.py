@@ -74,13 +74,15 @@ def calibration_figure(details: dict) -> go.Figure:
             )
     inst = details.get("inst_mag")
     if inst is not None and not details.get("is_limit"):
+        # WebGL like the calibrators and after them: plotly draws WebGL traces above SVG ones,
+        # so an SVG target would hide under the stars it is calibrated against.
         figure.add_trace(
-            go.Scatter(
+            go.Scattergl(
                 x=[inst],
                 y=[details["mag"]],
                 mode="markers",
                 name="target",
-                marker={"color": "#ff7f0e", "size": 14, "symbol": "star"},
+                marker={"color": "#ff7f0e", "size": 16, "symbol": "star", "line": {"width": 1}},
             ),
             row=1,
             col=1,
@@ -134,7 +136,9 @@ def calibration_png(details: dict) -> bytes:
         axes[1].plot(s["ref_mag"][mask], s["residual"][mask], marker, color=colour, ms=3)
         axes[2].plot(s["colour"][mask], s["residual"][mask], marker, color=colour, ms=3)
     if details.get("inst_mag") is not None and not details.get("is_limit"):
-        axes[0].plot([details["inst_mag"]], [details["mag"]], "*", color="tab:orange", ms=14, label="target")
+        axes[0].plot(
+            [details["inst_mag"]], [details["mag"]], "*", color="tab:orange", ms=14, label="target", zorder=10
+        )
     if details.get("is_limit"):
         axes[0].axhline(details["mag"], color="tab:orange", ls="--", label="5σ limit")
     axes[0].invert_yaxis()

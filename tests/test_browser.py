@@ -124,3 +124,125 @@ def test_upload_form_calibrates_a_real_catalog(
     page.wait_for_selector("#lightcurve[data-ready='1']")
     assert page.locator("#points tbody tr").count() == 1
     assert outside_requests == []
+
+
+# Each tick of the calendar axis: its time (ms since 1970, UTC), label lines and place in pixels
+# on both axes (the same instant on the MJD axis must sit at the same place).
+CALENDAR_TICKS = """gd => {
+  const full = gd._fullLayout;
+  return Array.from(gd.querySelectorAll('.x2tick text')).map(el => {
+    const ms = el.__data__.x;
+    const lines = Array.from(el.querySelectorAll('tspan.line')).map(t => t.textContent);
+    return {
+      ms: ms,
+      label: lines.length ? lines : [el.textContent],
+      px: full.xaxis2.d2p(ms),
+      mjdPx: full.xaxis.d2p(ms / 86400000 + 40587),
+    };
+  });
+}"""
+
+
+def check_calendar_labels(plot) -> int:
+    """Every calendar tick sits on an exact UTC day and says the day astropy's Time says."""
+    from astropy.time import Time
+
+    ticks = plot.evaluate(CALENDAR_TICKS)
+    assert len(ticks) >= 3
+    for tick in ticks:
+        assert tick["ms"] % 86_400_000 == 0, tick
+        day = Time(tick["ms"] / 86_400_000 + 40587, format="mjd", scale="utc").to_datetime()
+        assert tick["label"][0] == f"{day:%b} {day.day}", (tick, day)
+        assert abs(tick["px"] - tick["mjdPx"]) < 1, tick
+    return len(ticks)
+
+
+def test_calendar_axis_labels_the_right_days(asassn14ae, page, live_server):
+    plot = open_lightcurve(page, live_server, asassn14ae)
+    check_calendar_labels(plot)
+    # Zoomed to ten days (ticks every day or two), and to two months.
+    for low, high in ((56658.3, 56668.7), (56700.2, 56760.9)):
+        plot.evaluate(f"gd => Plotly.relayout(gd, {{'xaxis.range': [{low}, {high}]}})")
+        page.wait_for_function(
+            f"() => document.getElementById('lightcurve').layout.xaxis2.range[0]"
+            f" .startsWith('{mjd_iso(low)[:10]}')"
+        )
+        check_calendar_labels(plot)
+
+
+def mjd_iso(mjd: float) -> str:
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="utc").isot
+
+
+# The error bar drawn for the only detection: its half-height in magnitudes, read off the SVG.
+ERROR_BAR_MAG = """gd => {
+  const height = gd.querySelector('.errorbar path').getBBox().height;
+  const axis = gd._fullLayout.yaxis;
+  const pxPerMag = Math.abs(axis.l2p(1) - axis.l2p(0));
+  return {half: height / 2 / pxPerMag, pxPerMag: pxPerMag};
+}"""
+
+
+def test_plotted_error_bar_is_the_reported_total(observatory, star_alert, media, page, live_server, client):
+    _, hashtag = observatory
+    with open(DECAM, "rb") as handle:
+        answer = client.post(
+            "/cgi/upload",
+            {
+                "EventID": star_alert.ivorn,
+                "MJD": "59373.1",
+                "hashtag": hashtag,
+                "outputFormat": "json",
+                "noPlot": "1",
+                "sexCat": handle,
+            },
+        ).json()
+    plot = open_lightcurve(page, live_server, star_alert.pk)
+    drawn = plot.evaluate(ERROR_BAR_MAG)
+    # Within the width of one pixel of the magnitude axis.
+    assert abs(drawn["half"] - answer["mag_err"]) <= 1.5 / drawn["pxPerMag"], (drawn, answer)
+    # The table and the hover give the parts: statistical and calibration.
+    row = page.locator("#points tbody tr").first.text_content()
+    assert f"{answer['mag_err_stat']:.3f}" in row and f"{answer['calib_err']:.3f}" in row
+
+
+TARGET_ON_TOP = """gd => {
+  const traces = gd._fullData;
+  const target = traces.findIndex(t => t.name === 'target');
+  const stars = traces.map((t, k) => [t, k]).filter(([t]) => t.xaxis === 'x' && t.name !== 'target');
+  const full = gd._fullLayout;
+  const box = gd.querySelector('.main-svg').getBoundingClientRect();
+  const t = traces[target];
+  return {
+    type: t.type,
+    drawnAfter: stars.every(([s, k]) => s.type === t.type && k < target),
+    x: box.left + full.xaxis._offset + full.xaxis.d2p(t.x[0]),
+    y: box.top + full.yaxis._offset + full.yaxis.d2p(t.y[0]),
+  };
+}"""
+
+
+def test_calibration_plot_draws_the_target_on_top(observatory, star_alert, media, page, live_server):
+    import io
+
+    from PIL import Image
+
+    _, hashtag = observatory
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_hashtag", hashtag)
+    page.click("button:has-text('Log in')")
+    page.goto(f"{live_server.url}/upload/")
+    page.fill("#id_EventID", star_alert.ivorn)
+    page.set_input_files("#id_sexCat", str(DECAM))
+    page.fill("#id_MJD", "59373.1")
+    page.check("#id_dryRun")
+    page.click("button:has-text('Calibrate')")
+    page.wait_for_selector("#calibration-plot .main-svg")
+    target = page.locator("#calibration-plot").evaluate(TARGET_ON_TOP)
+    # In the same WebGL layer as the stars and drawn after them (plotly puts WebGL above SVG).
+    assert target["type"] == "scattergl" and target["drawnAfter"], target
+    shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    r, g, b = shot.getpixel((round(target["x"]), round(target["y"])))
+    assert r > 200 and 90 < g < 170 and b < 80, (r, g, b)  # the target's orange, not a star's blue
