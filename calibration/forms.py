@@ -46,10 +46,11 @@ def parse_float(value, name: str) -> float | None:
 
 
 def parse_exptime(value) -> float | None:
+    """Exposure in seconds; None when absent or 0, which VaST sends when the header has none."""
     exptime = parse_float(value, "expTime")
-    if exptime is not None and not 0 < exptime <= MAX_EXPTIME:
-        raise BadInput("expTime must be a positive number of seconds.")
-    return exptime
+    if exptime is not None and not 0 <= exptime <= MAX_EXPTIME:
+        raise BadInput("expTime must be a positive number of seconds (0: unknown).")
+    return exptime or None
 
 
 def parse_match_dist(value) -> float | None:

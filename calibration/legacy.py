@@ -50,6 +50,7 @@ def followup_row(point: FollowupPoint) -> dict:
         "mag": point.mag,
         "mag_err": point.mag_err,
         "caliberr": point.calib_err,
+        "total_err": point.total_err,
         "is_limit": point.is_limit,
         "observatory": point.observatory.name,
         "created": point.created.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -1,5 +1,7 @@
 """What is measured: reference catalogs and their stars, and calibrated follow-up points."""
 
+import math
+
 from django.db import models
 from django.db.models import Q
 
@@ -155,7 +157,9 @@ class FollowupPoint(models.Model):
     survey = models.CharField(max_length=20, help_text="Reference survey used, e.g. APASS")
     filter = models.CharField(max_length=10, help_text="Band the point is calibrated to, e.g. V")
     mag = models.FloatField(help_text="Calibrated magnitude, or the limiting magnitude of a limit")
-    mag_err = models.FloatField(help_text="Statistical error; -1 for an upper limit (legacy convention)")
+    mag_err = models.FloatField(
+        help_text="Statistical error (calib_err apart); -1 for an upper limit (legacy convention)"
+    )
     calib_err = models.FloatField(default=0.0, help_text="Calibration error, added in quadrature by clients")
     is_limit = models.BooleanField(default=False)
 
@@ -201,10 +205,11 @@ class FollowupPoint(models.Model):
                 condition=Q(hidden=False, imported=False),
                 name="unique_point_per_observer_alert_mjd_band",
             ),
+            # One catalog may be stored once per band (observers force each filter in turn).
             models.UniqueConstraint(
-                fields=["alert", "catalog_sha256"],
+                fields=["alert", "catalog_sha256", "filter"],
                 condition=Q(hidden=False, imported=False),
-                name="unique_catalog_per_alert",
+                name="unique_catalog_band_per_alert",
             ),
             models.CheckConstraint(
                 condition=Q(is_limit=False) | Q(mag_err=-1), name="limit_has_magerr_minus_one"
@@ -214,3 +219,8 @@ class FollowupPoint(models.Model):
     def __str__(self) -> str:
         kind = "limit" if self.is_limit else "point"
         return f"{self.alert} {kind} {self.filter}={self.mag:.3f} at MJD {self.mjd:.5f}"
+
+    @property
+    def total_err(self) -> float:
+        """The statistical and calibration errors in quadrature; -1 for an upper limit."""
+        return -1.0 if self.is_limit else math.hypot(self.mag_err, self.calib_err or 0.0)

@@ -752,12 +752,15 @@ def calibrate(
         if force.automatic:
             raise CalibrationImpossible("the reference stars in this field have no magnitudes")
         raise CalibrationImpossible(f"forceFilter {force}: no such reference magnitudes in this field")
-    _evaluate(candidates, catalog, screen=not force.single)
+    # A restriction that leaves one (survey, band), such as any/V in a field only APASS covers,
+    # is as much a forced band as APASS/V: the same catalog must get the same answer.
+    forced = force.single or (not force.automatic and len(candidates) == 1)
+    _evaluate(candidates, catalog, screen=not forced)
     ranked = sorted((c for c in candidates if c.rejected is None), key=lambda c: c.predicted_err)
     flags = []
     if not ranked:
         fitted = [c for c in candidates if c.fit is not None]
-        if force.single and fitted:
+        if forced and fitted:
             # The observer insists on this band: answer, but say which guard it failed.
             ranked, flags = fitted, ["forced_band_failed_guards"]
         else:

@@ -18,19 +18,26 @@ def lightcurve_url(request, alert_id: int) -> str:
     return request.build_absolute_uri(reverse("lightcurve") + f"?alert_id={alert_id}")
 
 
+PNG_DATA_URI = "data:image/png;base64,"
+
+
 def image_link(request, outcome: UploadOutcome, no_plot: bool) -> str | None:
-    """URL of the stored point's plot; a PNG data URI on a dry run; None with noPlot."""
+    """URL of the stored point's plot; the bare base64 PNG on a dry run; None with noPlot.
+
+    BHTOM and other clients write ``data:image/png;base64,`` in front of a dry run's link
+    themselves, so it must not be there already (``image_data_uri`` has the whole URI).
+    """
     if no_plot:
         return None
     if outcome.point is not None:
         return plot_url(request, outcome.point.pk)
-    png = calibration_png(outcome.result.to_dict())
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return base64.b64encode(calibration_png(outcome.result.to_dict())).decode("ascii")
 
 
 def upload_payload(request, outcome: UploadOutcome, no_plot: bool) -> dict:
     """The legacy keys with their exact names and types, then the extra facts."""
     r = outcome.result
+    link = image_link(request, outcome, no_plot)
     payload = {
         "followup_id": outcome.point.pk if outcome.point is not None else None,
         "mag": float(r.mag),
@@ -43,8 +50,9 @@ def upload_payload(request, outcome: UploadOutcome, no_plot: bool) -> dict:
         "npoints": int(r.npoints),
         "filter": r.filter,
         "survey": r.survey,
-        "image_link": image_link(request, outcome, no_plot),
+        "image_link": link,
         # Extra keys (the contract allows additions, never removals).
+        "image_data_uri": PNG_DATA_URI + link if link and outcome.dry_run else None,
         "dry_run": outcome.dry_run,
         "is_limit": bool(r.is_limit),
         "mjd": outcome.mjd,

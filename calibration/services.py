@@ -106,16 +106,18 @@ def run_calibration(
 
 
 def _existing_duplicate(observatory, alert, mjd, band, sha256) -> FollowupPoint | None:
-    same = FollowupPoint.objects.visible().filter(alert=alert, imported=False)
-    return (
-        same.filter(observatory=observatory, mjd=mjd, filter=band).first()
-        or same.filter(catalog_sha256=sha256).first()
-    )
+    """The visible point an upload in this band would repeat: same catalog, or same night and observer.
+
+    Observers store one catalog once per band (forced filters), so the band is part of both rules.
+    """
+    same = FollowupPoint.objects.visible().filter(alert=alert, imported=False, filter=band)
+    return same.filter(observatory=observatory, mjd=mjd).first() or same.filter(catalog_sha256=sha256).first()
 
 
 def _refuse_duplicate(existing: FollowupPoint) -> None:
     raise Duplicate(
-        f"Duplicate: this point is stored already as follow-up {existing.pk}.", existing_id=existing.pk
+        f"Duplicate: follow-up {existing.pk} holds this point in {existing.survey}/{existing.filter}.",
+        existing_id=existing.pk,
     )
 
 
@@ -125,7 +127,8 @@ def point_fields(result: CalibrationResult) -> dict:
         "survey": result.survey,
         "filter": result.filter,
         "mag": result.mag,
-        "mag_err": -1.0 if result.is_limit else result.mag_err,
+        # The statistical part only: light curves give calib_err beside it and clients add the two.
+        "mag_err": -1.0 if result.is_limit else result.mag_err_stat,
         "calib_err": result.calib_err,
         "is_limit": result.is_limit,
         "zeropoint": result.zeropoint,
@@ -161,17 +164,19 @@ def followup_calibrate(
     if observatory is None:
         raise Forbidden("Only an observatory's hashtag may upload; curators use the admin.")
     alert = find_alert(ivorn)
-    parse_force_filter(force_filter)
+    force = parse_force_filter(force_filter)
     sha256 = sha256_of(content)
-    if not dry_run:
-        existing = (
-            FollowupPoint.objects.visible().filter(alert=alert, imported=False, catalog_sha256=sha256).first()
-        )
+    if not dry_run and force.band is not None:
+        # The band is known before calibrating: refuse a repeat without the work.
+        existing = _existing_duplicate(observatory, alert, mjd, force.band, sha256)
         if existing is not None:
             _refuse_duplicate(existing)
     result = run_calibration(content, filename, alert, match_dist, force_filter)
     if dry_run:
         return UploadOutcome(alert=alert, result=result, point=None, dry_run=True, mjd=mjd)
+    existing = _existing_duplicate(observatory, alert, mjd, result.filter, sha256)
+    if existing is not None:
+        _refuse_duplicate(existing)
 
     details = result.to_dict()
     details["request"] = {"match_dist": match_dist, "force_filter": force_filter, "filename": filename}

@@ -60,7 +60,7 @@ UPLOAD_CASES = [
     ({"MJD": "59373.1; DROP TABLE alerts"}, 400, "MJD"),
     ({"MJD": "5" * 60}, 400, "MJD"),
     ({"expTime": "-5"}, 400, "expTime"),
-    ({"expTime": "0"}, 400, "expTime"),
+    ({"expTime": "-0.001"}, 400, "expTime"),
     ({"expTime": "nan"}, 400, "expTime"),
     ({"expTime": "1e9"}, 400, "expTime"),
     ({"expTime": "sixty"}, 400, "expTime"),

@@ -1,5 +1,6 @@
 """The upload: legacy endpoint and web form, storage, dry run, duplicates, errors, deletion, recalibration."""
 
+import io
 import json
 import subprocess
 import threading
@@ -102,14 +103,24 @@ def test_stored_upload_keeps_catalog_and_answers_201(observatory, star_alert, cl
     assert plot.status_code == 200 and plot["Content-Type"] == "image/png" and plot.content[:4] == b"\x89PNG"
 
 
-def test_dry_run_image_link_is_a_png_data_uri(observatory, star_alert, client, media):
+def test_dry_run_image_link_is_the_bare_base64_png(observatory, star_alert, client, media):
+    """BHTOM's page writes ``data:image/png;base64,{{ image_link }}``: the link must be bare base64."""
+    import base64
+    import io
+
+    from PIL import Image
+
     _, hashtag = observatory
     body = upload(client, hashtag, dryRun="1", noPlot="0").json()
-    assert body["image_link"].startswith("data:image/png;base64,")
-    import base64
-
-    assert base64.b64decode(body["image_link"].split(",", 1)[1])[:4] == b"\x89PNG"
+    assert not body["image_link"].startswith("data:")
+    bhtom_src = "data:image/png;base64," + body["image_link"]
+    assert body["image_data_uri"] == bhtom_src
+    png = base64.b64decode(bhtom_src.split(",", 1)[1], validate=True)
+    assert Image.open(io.BytesIO(png)).format == "PNG"
     assert FollowupPoint.objects.count() == 0 and kept_files(media) == []
+    # A stored point links its plot's URL; no data URI there.
+    stored = upload(client, hashtag, noPlot="0").json()
+    assert stored["image_link"].startswith("http") and stored["image_data_uri"] is None
 
 
 def test_html_output_shows_numbers_plot_and_lightcurve_link(observatory, star_alert, client):
@@ -402,3 +413,96 @@ def test_two_concurrent_identical_uploads_store_one(make_observatory, apass, med
         thread.join()
     assert sorted(statuses) == [201, 409]
     assert FollowupPoint.objects.count() == 1 and len(kept_files(media)) == 1
+
+
+def test_one_catalog_is_stored_once_per_band(observatory, star_alert, client, tmp_path, media):
+    """Observers force each band in turn on one frame; the old server kept every such pair."""
+    _, hashtag = observatory
+    g = upload(client, hashtag, forceFilter="APASS/g")
+    r = upload(client, hashtag, forceFilter="APASS/r")
+    assert (g.status_code, r.status_code) == (201, 201), r.content
+    points = {p.filter: p for p in FollowupPoint.objects.all()}
+    assert set(points) == {"g", "r"} and len(kept_files(media)) == 1
+    assert points["r"].catalog_sha256 == points["g"].catalog_sha256
+    # The same catalog in a band it holds already: 409 naming the point of that band.
+    again = upload(client, hashtag, forceFilter="APASS/r", MJD="59374.2")
+    assert again.status_code == 409
+    assert again.content.decode() == f"Duplicate: follow-up {points['r'].pk} holds this point in APASS/r.\n"
+    automatic = upload(client, hashtag)
+    assert automatic.status_code == 409 and f"follow-up {points['g'].pk} " in automatic.content.decode()
+    # Another catalog of the same night and band from the same observatory is the same point.
+    other = tmp_path / "other.cat"
+    other.write_bytes(DECAM.read_bytes() + b"\n")
+    same_night = upload(client, hashtag, catalog=other, forceFilter="APASS/r")
+    assert same_night.status_code == 409 and f"follow-up {points['r'].pk} " in same_night.content.decode()
+    assert FollowupPoint.objects.count() == 2 and len(kept_files(media)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_allows_a_catalog_once_per_band(observatory, star_alert, client):
+    from django.db import IntegrityError, transaction
+
+    _, hashtag = observatory
+    assert upload(client, hashtag, forceFilter="APASS/g").status_code == 201
+    point = FollowupPoint.objects.get()
+    copy = {f.attname: getattr(point, f.attname) for f in point._meta.concrete_fields if not f.primary_key}
+    FollowupPoint.objects.create(**{**copy, "filter": "r", "mjd": point.mjd + 1})
+    with pytest.raises(IntegrityError), transaction.atomic():
+        FollowupPoint.objects.create(**{**copy, "mjd": point.mjd + 2})
+
+
+def test_exptime_zero_means_unknown(observatory, star_alert, client):
+    """VaST's send_image_to_CPCS.sh sends expTime=0 when it cannot read the exposure."""
+    _, hashtag = observatory
+    response = upload(client, hashtag, expTime="0")
+    assert response.status_code == 201, response.content
+    assert FollowupPoint.objects.get().exptime is None
+    negative = upload(client, hashtag, expTime="-0.5", MJD="59374.2")
+    assert negative.status_code == 400 and b"expTime" in negative.content
+
+
+def test_any_band_that_leaves_one_survey_is_forced(observatory, star_alert, client):
+    """any/V in a field only APASS covers gives the answer APASS/V gives, not a 422."""
+    _, hashtag = observatory
+    forced = upload(client, hashtag, forceFilter="APASS/V", dryRun="1")
+    anyv = upload(client, hashtag, forceFilter="any/V", dryRun="1")
+    assert forced.status_code == 200, forced.content
+    assert anyv.status_code == 200, anyv.content
+    a, b = forced.json(), anyv.json()
+    assert (b["survey"], b["filter"]) == ("APASS", "V")
+    assert b["mag"] == a["mag"] and b["mag_err"] == a["mag_err"]
+    assert "forced_band_failed_guards" in a["flags"] and b["flags"] == a["flags"]
+    assert upload(client, hashtag, forceFilter="APASS/any", dryRun="1").json()["filter"] == "g"
+
+
+def test_stored_errors_are_counted_once_in_every_light_curve_output(observatory, star_alert, client):
+    """magerr is the statistical part everywhere; the upload's mag_err is the total."""
+    from astropy.io import votable
+    from astropy.table import Table
+
+    _, hashtag = observatory
+    answer = upload(client, hashtag).json()
+    stat, calib, total = answer["mag_err_stat"], answer["calib_err"], answer["mag_err"]
+    assert total == pytest.approx(np.hypot(stat, calib)) and calib > 0
+    point = FollowupPoint.objects.get()
+    assert (point.mag_err, point.calib_err) == (pytest.approx(stat), pytest.approx(calib))
+    assert point.total_err == pytest.approx(total)
+
+    query = f"alert_id={star_alert.pk}"
+    legacy = client.get(f"/get_alert_lc_data?{query}").json()
+    assert legacy["magerr"] == [pytest.approx(stat)] and legacy["caliberr"] == [pytest.approx(calib)]
+    api = client.get(f"/api/v1/alerts/{star_alert.pk}/lightcurve/").json()
+    row = api["points"][0] if "points" in api else api[0]
+    assert (row["mag_err"], row["calib_err"]) == (pytest.approx(stat), pytest.approx(calib))
+    detail = client.get(f"/api/v1/points/{point.pk}/").json()
+    assert (detail["mag_err"], detail["calib_err"]) == (pytest.approx(stat), pytest.approx(calib))
+    csv = client.get(f"/get_alert_lc_data?{query}&format=csv").content.decode()
+    row = Table.read(csv, format="ascii.csv")[0]
+    assert (row["magerr"], row["caliberr"]) == (pytest.approx(stat), pytest.approx(calib))
+    xml = client.get(f"/get_alert_lc_data?{query}&format=votable").content
+    table = votable.parse_single_table(io.BytesIO(xml))
+    assert float(table.array["magerr"][0]) == pytest.approx(stat, rel=1e-6)
+    mine = client.get("/list_of_followups", {"format": "json", "hashtag": hashtag}).json()[0]
+    assert mine["mag_err"] == pytest.approx(stat) and mine["total_err"] == pytest.approx(total)
+    page = client.get(f"/followup_point/{point.pk}/").content.decode()
+    assert f"± {total:.3f}" in page and f"{stat:.3f} / {calib:.3f} mag" in page
