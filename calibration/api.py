@@ -46,6 +46,9 @@ class PointSerializer(serializers.ModelSerializer):
     mag = FiniteFloatField(help_text="Calibrated magnitude, or the limiting magnitude of a limit")
     mag_err = serializers.SerializerMethodField(help_text="Statistical error; null for an upper limit")
     calib_err = FiniteFloatField(help_text="Calibration error, add in quadrature to mag_err")
+    total_err = serializers.SerializerMethodField(
+        help_text="mag_err and calib_err in quadrature; null for an upper limit"
+    )
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -64,6 +67,7 @@ class PointSerializer(serializers.ModelSerializer):
             "mag",
             "mag_err",
             "calib_err",
+            "total_err",
             "is_limit",
             "hidden",
             "imported",
@@ -76,6 +80,11 @@ class PointSerializer(serializers.ModelSerializer):
         if point.is_limit or point.mag_err is None or not math.isfinite(point.mag_err):
             return None
         return point.mag_err
+
+    def get_total_err(self, point) -> float | None:
+        if self.get_mag_err(point) is None:
+            return None
+        return point.total_err
 
     def get_url(self, point) -> str | None:
         if point.pk is None:

@@ -85,5 +85,5 @@ def test_requests_snippet(server, monkeypatch):
         exec(compile(snippet("python", "requests"), "README.md", "exec"), {})
     point = FollowupPoint.objects.get()
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith(f"follow-up {point.pk}: APASS g = {point.mag:.3f} +- ")
+    assert lines[0] == f"follow-up {point.pk}: APASS g = {point.mag:.3f} +- {point.total_err:.3f}"
     assert lines[1] == f"1 points; CSV at {server['GSA']}/api/v1/alerts/{point.alert_id}/lightcurve/csv/"

@@ -496,6 +496,7 @@ def test_stored_errors_are_counted_once_in_every_light_curve_output(observatory,
     assert (row["mag_err"], row["calib_err"]) == (pytest.approx(stat), pytest.approx(calib))
     detail = client.get(f"/api/v1/points/{point.pk}/").json()
     assert (detail["mag_err"], detail["calib_err"]) == (pytest.approx(stat), pytest.approx(calib))
+    assert detail["total_err"] == pytest.approx(total)
     csv = client.get(f"/get_alert_lc_data?{query}&format=csv").content.decode()
     row = Table.read(csv, format="ascii.csv")[0]
     assert (row["magerr"], row["caliberr"]) == (pytest.approx(stat), pytest.approx(calib))
