@@ -26,7 +26,6 @@ install-dev: $(VENV)/.dev
 ## run: install, migrate, load the demo data, print the demo hashtag, serve on http://$(HOST):$(PORT)/
 run: install
 	$(DEV) $(BIN)/python manage.py migrate --noinput -v0
-	$(DEV) $(BIN)/python manage.py createcachetable
 	$(DEV) $(BIN)/python manage.py demo --url http://$(HOST):$(PORT)/
 	$(DEV) $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 

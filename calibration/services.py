@@ -26,7 +26,14 @@ from .catalogs import SourceCatalog, read_catalog
 from .models import FollowupPoint
 from .photometry import MIN_CALIBRATORS, CalibrationResult, calibrate, parse_force_filter
 from .references import cone
-from .uploads import catalog_lock, forget_catalog, keep_catalog, read_kept_catalog, sha256_of
+from .uploads import (
+    catalog_lock,
+    forget_catalog,
+    keep_catalog,
+    read_kept_catalog,
+    sha256_of,
+    storage_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +187,7 @@ def followup_calibrate(
 
     details = result.to_dict()
     details["request"] = {"match_dist": match_dist, "force_filter": force_filter, "filename": filename}
-    with catalog_lock(sha256):
+    with storage_errors(), catalog_lock(sha256):
         created_file = keep_catalog(content, sha256)
         try:
             with transaction.atomic():

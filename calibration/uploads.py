@@ -1,5 +1,6 @@
 """Uploaded catalogs: the size limit while streaming, and content-addressed keeping on disk."""
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 
-from gsafollowup.errors import TooLarge
+from gsafollowup.errors import InsufficientStorage, TooLarge
 from gsafollowup.middleware import upload_limit_bytes
 
 
@@ -31,6 +32,32 @@ class SizeLimitUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         return None
+
+
+#: Write failures that come from the storage itself, not from the upload: full, read-only, denied.
+STORAGE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EIO,
+}
+
+
+@contextmanager
+def storage_errors():
+    """Turn a failed write under MEDIA_ROOT into InsufficientStorage (507), answered in the route's format."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in STORAGE_ERRNOS:
+            raise
+        raise InsufficientStorage(
+            "The server cannot store the catalog now (its storage is full or read-only); try again later."
+        ) from error
 
 
 def catalog_root() -> Path:

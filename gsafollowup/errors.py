@@ -115,6 +115,13 @@ class Throttled(DomainError):
     code = "throttled"
 
 
+class InsufficientStorage(DomainError):
+    """The server cannot write what it must keep (disk full, read-only or unwritable storage)."""
+
+    http_status = 507
+    code = "storage_unavailable"
+
+
 class ServiceUnavailable(DomainError):
     """A backing service (database, archive) is down; retrying later may succeed."""
 

@@ -94,12 +94,21 @@ def database_unavailable(exc: Exception) -> ServiceUnavailable | None:
     # a bare DatabaseError ("error with status PGRES_TUPLES_OK and no message from the libpq"),
     # a ProgrammingError ("no results to fetch"), ... Any database error counts as an outage
     # when the connection is indeed gone; with a live connection it is a bug and stays a 500.
+    if isinstance(exc, DatabaseError) and missing_table(exc) and connection_usable():
+        # The server answers but lacks a table: not an outage, a set-up step was skipped.
+        log.error("database table missing: %s", " ".join(str(exc).split()))
+        return ServiceUnavailable("The server's database is not set up: its operator must run 'migrate'.")
     vanished = isinstance(exc, DatabaseError) and not connection_usable()
     if isinstance(exc, OperationalError | InterfaceError) or vanished:
         # The driver's text can hold host names and ports: it goes to the log, not to the client.
         log.warning("database unavailable: %s", " ".join(str(exc).split()))
         return ServiceUnavailable("The database is unavailable; try again in a minute.")
     return None
+
+
+def missing_table(exc: Exception) -> bool:
+    """True for "no such table" (SQLite) or undefined_table (PostgreSQL, SQLSTATE 42P01)."""
+    return getattr(exc.__cause__, "pgcode", None) == "42P01" or "no such table" in str(exc)
 
 
 def connection_usable() -> bool:

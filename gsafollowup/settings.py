@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The project itself, for its one migration: the cache table (see gsafollowup/migrations).
+    "gsafollowup",
     "observers",
     "alerts",
     "calibration",

@@ -1,7 +1,7 @@
 """The production configuration on 127.0.0.1: DEBUG off, gunicorn with several workers.
 
 Used by tests/test_production.py, tests/test_reliability.py and the benchmarks. It prepares
-the database the way docs/deploy.md does (migrate, createcachetable, collectstatic), starts
+the database the way docs/deploy.md does (migrate, collectstatic), starts
 gunicorn with the repository's gunicorn.conf.py and waits until /health answers.
 """
 
@@ -82,7 +82,6 @@ class ProductionServer:
     def prepare(self) -> None:
         """Create the tables and collect the static files, as a deployment does before starting."""
         self.manage("migrate", "--noinput")
-        self.manage("createcachetable")
         self.manage("collectstatic", "--noinput")
 
     def start(self) -> "ProductionServer":

@@ -1,0 +1,121 @@
+"""Hostile conditions on the real stack: full or read-only storage, a bare migrate, huge ids and forms."""
+
+import json
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import pytest
+
+from tests.stack import DECAM, ROOT, curl_upload, http_get, missing_tool, production_stack
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with production_stack(workers=1) as running:
+        yield running
+
+
+@contextmanager
+def storage_mounted(path, *options: str):
+    """A tiny tmpfs over ``path`` (root only): full with a filler file, or read-only."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        missing_tool(f"cannot mount a tmpfs to fill the storage: {mounted.stderr.strip()}")
+    try:
+        if "full" in options:
+            filler = path / "filler"
+            with open(filler, "wb", buffering=0) as handle:
+                try:
+                    while True:
+                        handle.write(b"\0" * 4096)
+                except OSError:
+                    pass
+        if "ro" in options:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def api_upload(stack, mjd: float) -> tuple[int, dict]:
+    done = subprocess.run(
+        [
+            "curl", "-sS", "-w", "\n%{http_code}", "-H", f"Authorization: Hashtag {stack.hashtag}",
+            "-F", "event_id=ivo://gsafollowup/demo/GRB210605A-field-star", "-F", f"mjd={mjd}",
+            "-F", "match_dist=2", "-F", f"catalog=@{DECAM}", f"{stack.url}/api/v1/points/",
+        ],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("condition", ["full", "ro"])
+def test_full_or_read_only_storage_answers_507_in_the_routes_format(stack, condition, tmp_path):
+    points = stack.sql("SELECT count(*) FROM calibration_followuppoint")
+    catalog = tmp_path / "night.cat"
+    catalog.write_bytes(DECAM.read_bytes() + f"# {condition}\n".encode())
+    mjd = {"full": 59380.1, "ro": 59381.1}[condition]
+    with storage_mounted(stack.server.media_root, condition):
+        status, body = curl_upload(stack.url, stack.hashtag, catalog, mjd)
+        assert status == 507, body
+        assert "storage" in body and body.count("\n") == 1 and len(body) < 100
+        status, answer = api_upload(stack, mjd + 0.5)
+        assert status == 507 and answer["error"]["code"] == "storage_unavailable", answer
+        status, _, health = http_get(f"{stack.url}/health")
+        assert status == 503 and b"storage cannot be written" in health, health
+    assert stack.sql("SELECT count(*) FROM calibration_followuppoint") == points
+    # Once the storage is back, the same upload is stored and health is ok again.
+    assert http_get(f"{stack.url}/health")[0] == 200
+    status, body = curl_upload(stack.url, stack.hashtag, catalog, mjd)
+    assert status == 201, body
+
+
+def test_migrate_alone_makes_a_server_that_takes_new_events(tmp_path):
+    """docs/deploy.md's steps without createcachetable: the cache table comes with the migrations."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")},
+        "DEBUG": "1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+        "MEDIA_ROOT": str(tmp_path / "media"),
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+    script = (
+        "from django.contrib.auth.models import User; from django.test import Client;"
+        "from observers.services import create_observatory;"
+        "_, tag = create_observatory(name='Fresh', prefix='Fresh', longitude=0, latitude=0);"
+        "r = Client(HTTP_HOST='localhost').post('/cgi/newevent', {'EventID': 'ivo://fresh/1', 'ra': '1', 'dec': '2',"
+        " 'hashtag': tag, 'outputFormat': 'json'}); print(r.status_code, r.content.decode())"
+    )
+    done = subprocess.run(
+        [*manage, "shell", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "201 {" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_table_says_to_run_migrate_not_that_the_database_is_down(observatory, client):
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    _, hashtag = observatory
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {connection.ops.quote_name(settings.CACHES['default']['LOCATION'])}")
+    try:
+        response = client.post(
+            "/cgi/newevent", {"EventID": "ivo://x/1", "ra": "1", "dec": "2", "hashtag": hashtag}
+        )
+        assert response.status_code == 503
+        assert response.content.decode() == (
+            "The server's database is not set up: its operator must run 'migrate'.\n"
+        )
+    finally:
+        call_command("createcachetable", verbosity=0)
