@@ -143,7 +143,8 @@ class DryRunPointSerializer(PointDetailSerializer):
 
 
 class PointFilterSerializer(serializers.Serializer):
-    alert = serializers.IntegerField(required=False, min_value=1, help_text="Alert id")
+    # Ids are 64-bit: a larger number is refused here, not passed to SQLite (OverflowError, a 500).
+    alert = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Alert id")
     observatory = serializers.CharField(required=False, max_length=100, help_text="Observatory name")
     band = serializers.CharField(required=False, max_length=10, help_text="e.g. V, g (case-sensitive)")
     survey = serializers.CharField(required=False, max_length=20, help_text="e.g. APASS")

@@ -275,15 +275,39 @@ class ApiMixin:
     pagination_class = ApiPagination
 
 
-def bad_request(request, exception):
-    """handler400: a request Django refuses before any view (e.g. an unreadable upload form).
-
-    The page keeps the site's layout, says what was wrong and links back to the form.
-    """
+def refused_request_message(exception) -> str:
+    """What to fix, for a request Django refuses before any view runs."""
+    from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
     from django.http.multipartparser import MultiPartParserError
 
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return f"Too many form fields (over {limit}); send only the upload's fields."
+    if isinstance(exception, TooManyFilesSent):
+        return f"Too many files (over {settings.DATA_UPLOAD_MAX_NUMBER_FILES}); send one catalog per upload."
     if isinstance(exception, MultiPartParserError):
-        message = readable_parse_error(str(exception))
-    else:
-        message = "The request could not be read; reload the page and send it again."
+        return readable_parse_error(str(exception))
+    return "The request could not be read; reload the page and send it again."
+
+
+def route_view_class(request):
+    """The class of the view the request's path leads to, or None (a function view, or no route)."""
+    from django.urls import Resolver404, resolve
+
+    try:
+        return getattr(resolve(request.path_info).func, "view_class", None)
+    except Resolver404:
+        return None
+
+
+def bad_request(request, exception):
+    """handler400: a request Django refuses before any view (too many fields, an unreadable form).
+
+    The API answers its JSON error and the legacy endpoints their plain line, as for any other
+    error of theirs; the site's pages keep the layout, say what was wrong and link back to the form.
+    """
+    message = refused_request_message(exception)
+    view = route_view_class(request)
+    if "/api/" in request.path or (view is not None and issubclass(view, LegacyView)):
+        return error_response(request, BadInput(message))
     return render(request, "400.html", {"message": message, "back": request.path}, status=400)

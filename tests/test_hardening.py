@@ -91,8 +91,9 @@ def test_migrate_alone_makes_a_server_that_takes_new_events(tmp_path):
         "from django.contrib.auth.models import User; from django.test import Client;"
         "from observers.services import create_observatory;"
         "_, tag = create_observatory(name='Fresh', prefix='Fresh', longitude=0, latitude=0);"
-        "r = Client(HTTP_HOST='localhost').post('/cgi/newevent', {'EventID': 'ivo://fresh/1', 'ra': '1', 'dec': '2',"
-        " 'hashtag': tag, 'outputFormat': 'json'}); print(r.status_code, r.content.decode())"
+        "r = Client(HTTP_HOST='localhost').post('/cgi/newevent', {'EventID': 'ivo://fresh/1',"
+        " 'ra': '1', 'dec': '2', 'hashtag': tag, 'outputFormat': 'json'});"
+        "print(r.status_code, r.content.decode())"
     )
     done = subprocess.run(
         [*manage, "shell", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
@@ -119,3 +120,29 @@ def test_a_missing_table_says_to_run_migrate_not_that_the_database_is_down(obser
         )
     finally:
         call_command("createcachetable", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_an_id_beyond_64_bits_is_a_400_not_a_500(client):
+    response = client.get("/api/v1/points/?alert=99999999999999999999")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_input" and "alert" in response.json()["error"]["message"]
+    assert client.get(f"/api/v1/points/?alert={2**63 - 1}").json()["count"] == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("what", ["fields", "files"])
+def test_too_many_fields_or_files_answer_in_the_routes_format(client, what):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    if what == "fields":
+        body, words = {f"f{k}": "x" for k in range(1001)}, "Too many form fields (over 1000)"
+    else:
+        body, words = {f"f{k}": SimpleUploadedFile(f"{k}.cat", b"x") for k in range(101)}, "Too many files"
+    legacy = client.post("/followup/cgi/upload", body)
+    assert legacy.status_code == 400 and legacy["Content-Type"].startswith("text/plain")
+    assert legacy.content.decode().startswith(words) and legacy.content.count(b"\n") == 1
+    api = client.post("/api/v1/points/", body)
+    assert api.status_code == 400 and api.json()["error"]["message"].startswith(words)
+    page = client.post("/newevent/", body)
+    assert page.status_code in (302, 400)  # the form needs a login first; a page, never a traceback
