@@ -139,8 +139,21 @@ def legacy_json(lc: LightCurve, alert_name: str | None) -> str:
 CSV_COLUMNS = ("id", "mjd", "date", "mag", "magerr", "caliberr", "limit", "filter", "catalog", "observatory")
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(texts: list[str]) -> list[str]:
+    """Text cells that a spreadsheet shows as text: a leading ' before a formula character."""
+    return [f"'{text}" if text.startswith(FORMULA_STARTS) else text for text in texts]
+
+
 def lightcurve_csv(lc: LightCurve) -> str:
-    """One row per point after a header line; limits keep magerr = -1 and have limit = 1."""
+    """One row per point after a header line; limits keep magerr = -1 and have limit = 1.
+
+    Numbers are written as they are (a limit's magerr -1 stays a number); the text columns,
+    which curators and observers name, are made spreadsheet-safe.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -154,9 +167,9 @@ def lightcurve_csv(lc: LightCurve) -> str:
             lc.magerr,
             lc.caliberr,
             limit,
-            lc.filter,
-            lc.catalog,
-            lc.observatory,
+            spreadsheet_safe(lc.filter),
+            spreadsheet_safe(lc.catalog),
+            spreadsheet_safe(lc.observatory),
             strict=True,
         )
     )

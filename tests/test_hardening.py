@@ -146,3 +146,26 @@ def test_too_many_fields_or_files_answer_in_the_routes_format(client, what):
     assert api.status_code == 400 and api.json()["error"]["message"].startswith(words)
     page = client.post("/newevent/", body)
     assert page.status_code in (302, 400)  # the form needs a login first; a page, never a traceback
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(make_observatory, alert, client):
+    import csv
+    import io
+
+    from calibration.models import FollowupPoint
+
+    names = ['=HYPERLINK("http://evil.example","x")', "+1", "-cmd", "@SUM(A1)", "Plain 1m"]
+    for k, name in enumerate(names):
+        observatory, _ = make_observatory(prefix=f"CSV{k}", name=name)
+        FollowupPoint.objects.create(
+            alert=alert, observatory=observatory, mjd=59000 + k, survey="APASS", filter="V", mag=15.0,
+            mag_err=-1 if k == 0 else 0.02, is_limit=k == 0, calib_err=0.01, catalog_sha256=f"{k:064x}",
+        )  # fmt: skip
+    legacy = f"/get_alert_lc_data?alert_id={alert.pk}&format=csv"
+    for path in (legacy, f"/api/v1/alerts/{alert.pk}/lightcurve/csv/"):
+        rows = list(csv.DictReader(io.StringIO(client.get(path).content.decode())))
+        assert [row["observatory"] for row in rows] == [
+            "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-cmd", "'@SUM(A1)", "Plain 1m"
+        ]
+        # Numbers stay numbers: a limit's magerr is still -1.
+        assert rows[0]["magerr"] == "-1.0" and rows[1]["magerr"] == "0.02"
