@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,7 +28,8 @@ FORMATS = ("json", "csv", "ecsv", "votable")
 def find_alert(params) -> tuple[Alert, str | None]:
     """The alert named by ``alert_id`` or ``alert_name`` and the name to echo (None when by id)."""
     alert_id = (params.get("alert_id") or "").strip()
-    name = (params.get("alert_name") or "").strip()
+    # Stored IVORNs are NFC (alerts.ivorns): a name typed in another normal form still finds them.
+    name = unicodedata.normalize("NFC", params.get("alert_name") or "").strip()
     if alert_id:
         try:
             pk = int(alert_id)

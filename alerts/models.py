@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from .ivorns import ivorn_key
+
 
 def alert_name(ivorn: str) -> str:
     """A readable name: the last path element of the IVORN, e.g. ivo://asassn/ASASSN-14ae -> ASASSN-14ae."""
@@ -32,6 +34,9 @@ class Alert(models.Model):
     """A transient to follow up; the IVORN is its unique name (it may contain spaces)."""
 
     ivorn = models.CharField(max_length=255, unique=True, verbose_name="IVORN")
+    ivorn_key = models.CharField(
+        max_length=255, db_index=True, editable=False, help_text="The IVORN as read: twins share it"
+    )
     ra = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(360.0)], help_text="Degrees")
     dec = models.FloatField(
         validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)], help_text="Degrees"
@@ -66,6 +71,13 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return self.ivorn
+
+    def save(self, *args, **kwargs):
+        # Derived from the IVORN whoever saves (services, admin, importers), so twins always match.
+        self.ivorn_key = ivorn_key(self.ivorn)
+        if kwargs.get("update_fields") is not None and "ivorn" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "ivorn_key"}
+        super().save(*args, **kwargs)
 
     @property
     def name(self) -> str:

@@ -2,7 +2,7 @@
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
@@ -11,21 +11,13 @@ from django.db import IntegrityError, connection, transaction
 
 from gsafollowup.errors import BadInput, Duplicate
 
+from .ivorns import clean_ivorn, ivorn_key
 from .models import Alert
 
-MAX_IVORN = 255
+__all__ = ["clean_ivorn", "create_alert", "import_legacy_alerts"]
 
-
-def clean_ivorn(value: str) -> str:
-    """Strip outer blanks; refuse empty, over-long or control-character IVORNs (inner spaces are legal)."""
-    ivorn = (value or "").strip()
-    if not ivorn:
-        raise BadInput("EventID (the IVORN) is missing.")
-    if len(ivorn) > MAX_IVORN:
-        raise BadInput(f"EventID is longer than {MAX_IVORN} characters.")
-    if any(ord(c) < 32 or ord(c) == 127 for c in ivorn):
-        raise BadInput("EventID contains control characters.")
-    return ivorn
+#: How far ahead of now a publication time may lie (clock skew of the sender), not more.
+MAX_FUTURE = timedelta(days=1)
 
 
 def clean_coordinates(ra, dec) -> tuple[float, float]:
@@ -53,6 +45,23 @@ def clean_url(value: str | None) -> str:
     return url
 
 
+def clean_published(value: datetime | None) -> datetime:
+    """The publication time, now when absent; BadInput beyond a day ahead (it would top the list forever)."""
+    now = datetime.now(UTC)
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value > now + MAX_FUTURE:
+        raise BadInput(f"published {value:%Y-%m-%d} lies in the future; give the alert's publication time.")
+    return value
+
+
+def twin_of(ivorn: str) -> Alert | None:
+    """An existing alert whose IVORN reads the same as this new one (case, look-alike letters)."""
+    return Alert.objects.filter(ivorn_key=ivorn_key(ivorn)).exclude(ivorn=ivorn).only("pk", "ivorn").first()
+
+
 def create_alert(
     *, ivorn: str, ra, dec, url: str = "", comment: str = "", user=None, published=None
 ) -> Alert:
@@ -60,9 +69,13 @@ def create_alert(
     ivorn = clean_ivorn(ivorn)
     ra_f, dec_f = clean_coordinates(ra, dec)
     url = clean_url(url)
+    published = clean_published(published)
     existing = Alert.objects.filter(ivorn=ivorn).only("pk").first()
     if existing is not None:
         raise Duplicate(f"Event {ivorn} exists already (id {existing.pk}).", existing_id=existing.pk)
+    twin = twin_of(ivorn)
+    if twin is not None:
+        raise Duplicate(f"Event {ivorn} reads the same as {twin.ivorn} (id {twin.pk}).", existing_id=twin.pk)
     try:
         with transaction.atomic():
             return Alert.objects.create(
@@ -72,7 +85,7 @@ def create_alert(
                 url=url,
                 comment=(comment or "").strip(),
                 created_by=user if user is not None and user.is_authenticated else None,
-                published=published or datetime.now(UTC),
+                published=published,
             )
     except IntegrityError:
         # A concurrent request created it between our check and our insert.

@@ -6,6 +6,7 @@ call these functions; nothing else creates, hides or recalibrates a FollowupPoin
 
 import logging
 import math
+import unicodedata
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -55,8 +56,8 @@ class UploadOutcome:
 
 
 def find_alert(ivorn: str) -> Alert:
-    """The alert with this IVORN (outer blanks ignored), or UnknownEvent."""
-    ivorn = (ivorn or "").strip()
+    """The alert with this IVORN (outer blanks ignored, any Unicode normal form), or UnknownEvent."""
+    ivorn = unicodedata.normalize("NFC", ivorn or "").strip()
     if not ivorn:
         raise BadInput("EventID (the alert's IVORN) is missing.")
     alert = Alert.objects.filter(ivorn=ivorn).first()

@@ -154,7 +154,7 @@ def test_newevent_duplicate_is_409(observatory, client):
         ("dec", "nan", "finite"),
         ("ra", None, "ra"),
         ("EventID", "   ", "EventID"),
-        ("EventID", "ivo://x\x01y", "control characters"),
+        ("EventID", "ivo://x\x01y", "control character (U+0001)"),
         ("url", "javascript:alert(1)", "url must be"),
     ],
 )

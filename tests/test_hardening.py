@@ -165,7 +165,83 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(make_observatory
     for path in (legacy, f"/api/v1/alerts/{alert.pk}/lightcurve/csv/"):
         rows = list(csv.DictReader(io.StringIO(client.get(path).content.decode())))
         assert [row["observatory"] for row in rows] == [
-            "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+1", "'-cmd", "'@SUM(A1)", "Plain 1m"
+            '\'=HYPERLINK("http://evil.example","x")',
+            "'+1",
+            "'-cmd",
+            "'@SUM(A1)",
+            "Plain 1m",
         ]
         # Numbers stay numbers: a limit's magerr is still -1.
         assert rows[0]["magerr"] == "-1.0" and rows[1]["magerr"] == "0.02"
+
+
+@pytest.mark.parametrize(
+    ("ivorn", "words"),
+    [
+        ("ivo://Gaia16aye\u200b", "U+200B"),  # zero-width space
+        ("ivo://Gaia16\u202eeya", "U+202E"),  # right-to-left override
+        ("ivo://Gaia16\u0085aye", "U+0085"),  # C1 control (next line)
+        ("ivo://Gaia\u202816aye", "U+2028"),  # line separator
+    ],
+)
+def test_invisible_characters_are_refused_in_ivorns(observatory, client, ivorn, words):
+    from alerts.models import Alert
+
+    _, hashtag = observatory
+    response = client.post("/cgi/newevent", {"EventID": ivorn, "ra": "1", "dec": "2", "hashtag": hashtag})
+    assert response.status_code == 400 and words in response.content.decode()
+    api = client.post(
+        "/api/v1/alerts/", {"ivorn": ivorn, "ra": 1, "dec": 2}, HTTP_AUTHORIZATION=f"Hashtag {hashtag}"
+    )
+    assert api.status_code == 400 and words in api.json()["error"]["message"]
+    assert not Alert.objects.exists()
+
+
+def test_ivorns_are_normalised_and_twins_refused(observatory, client):
+    from alerts.models import Alert
+
+    _, hashtag = observatory
+
+    def post(ivorn):
+        return client.post(
+            "/cgi/newevent",
+            {"EventID": ivorn, "ra": "1", "dec": "2", "hashtag": hashtag, "outputFormat": "json"},
+        )
+
+    # NFC: "e" + combining acute is stored as the one character "é".
+    created = post("  ivo://Caf\u0065\u0301 star ")
+    assert created.status_code == 201 and created.json()["ivorn"] == "ivo://Caf\u00e9 star"
+    original = post("ivo://Gaia16aye").json()["id"]
+    for twin in ("ivo://Gaia16\u0430ye", "ivo://GAIA16AYE", "ivo://\uff27aia16aye", "ivo://Caf\u00c9 STAR"):
+        response = post(twin)
+        assert response.status_code == 409, twin
+        assert "reads the same as" in response.content.decode()
+    assert f"(id {original})" in post("ivo://gaia16aye").content.decode()
+    assert Alert.objects.count() == 2
+    # A different name is not a twin, even when ASCII letters look alike (l and 1).
+    assert post("ivo://Gaia16ayl").status_code == 201
+    # Uploads and light curves find the alert under its normal form.
+    assert client.get("/get_alert_lc_data", {"alert_name": "ivo://Caf\u0065\u0301 star"}).status_code == 200
+
+
+def test_publication_more_than_a_day_ahead_is_refused(observatory, client):
+    from datetime import UTC, datetime, timedelta
+
+    from alerts.models import Alert
+
+    _, hashtag = observatory
+    auth = {"HTTP_AUTHORIZATION": f"Hashtag {hashtag}"}
+    far = client.post(
+        "/api/v1/alerts/",
+        {"ivorn": "ivo://x/1", "ra": 1, "dec": 2, "published": "9999-01-01T00:00:00Z"},
+        **auth,
+    )
+    assert far.status_code == 400 and "future" in far.json()["error"]["message"]
+    soon = (datetime.now(UTC) + timedelta(hours=12)).isoformat()
+    assert (
+        client.post(
+            "/api/v1/alerts/", {"ivorn": "ivo://x/2", "ra": 1, "dec": 2, "published": soon}, **auth
+        ).status_code
+        == 201
+    )
+    assert list(Alert.objects.values_list("ivorn", flat=True)) == ["ivo://x/2"]
