@@ -10,9 +10,11 @@ Environment variables:
   CSRF_TRUSTED_ORIGINS  comma-separated origins behind a TLS proxy.
   SECURE_SSL_REDIRECT   "1" to redirect http to https (production behind TLS).
   MAX_UPLOAD_MB    largest accepted catalog upload in megabytes (default 50).
+  ADMIN_LOGIN_FAILURE_LIMIT, ADMIN_LOGIN_COOLOFF_MINUTES  curator lock-out (default 5, 15).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",
     # The project itself, for its one migration: the cache table (see gsafollowup/migrations).
     "gsafollowup",
     "observers",
@@ -70,6 +73,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out curator login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gsafollowup.urls"
@@ -117,10 +122,22 @@ CACHES = {
 }
 
 AUTHENTICATION_BACKENDS = [
+    # First, so that a locked-out curator is refused before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "observers.auth.HashtagBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "home"
+
+# Curator logins (/admin/, passwords) are locked out by django-axes after ADMIN_LOGIN_FAILURE_LIMIT
+# wrong passwords for one account from one address, for ADMIN_LOGIN_COOLOFF_MINUTES. Hashtags
+# have their own per-address limit (observers.auth), so axes watches the admin site only.
+AXES_ONLY_ADMIN_SITE = True
+AXES_FAILURE_LIMIT = int(os.environ.get("ADMIN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("ADMIN_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "observers.auth.client_address"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -291,6 +308,8 @@ LOGGING["loggers"] = {
     # Django's own defaults send these to unfiltered handlers; route them through ours only.
     "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
     "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+    # django-axes says hello at INFO on every start; its lock-outs are warnings and stay.
+    "axes": {"level": "WARNING"},
 }
 DEFAULT_EXCEPTION_REPORTER_FILTER = "gsafollowup.error_reports.HashtagReporterFilter"
 DEFAULT_EXCEPTION_REPORTER = "gsafollowup.error_reports.HashtagExceptionReporter"

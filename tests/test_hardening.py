@@ -245,3 +245,28 @@ def test_publication_more_than_a_day_ahead_is_refused(observatory, client):
         == 201
     )
     assert list(Alert.objects.values_list("ivorn", flat=True)) == ["ivo://x/2"]
+
+
+def test_curator_login_is_locked_out_after_wrong_passwords(django_user_model, client):
+    """40 wrong passwords then the right one used to log in; django-axes stops it at the limit."""
+    from django.test import Client
+
+    django_user_model.objects.create_superuser("curator", "c@example.org", "right-password-1")
+
+    def login(browser, password, address="192.0.2.10"):
+        return browser.post(
+            "/admin/login/?next=/admin/",
+            {"username": "curator", "password": password},
+            REMOTE_ADDR=address,
+        )
+
+    for _ in range(4):
+        assert login(client, "wrong").status_code == 200  # the form again, with its error
+    assert login(client, "wrong").status_code == 429  # the fifth locks the account out here
+    locked = login(client, "right-password-1")
+    assert locked.status_code == 429 and "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302  # not logged in
+    # The same account from another address, and hashtag logins, are not affected.
+    other = Client()
+    assert login(other, "right-password-1", address="198.51.100.7").status_code == 302
+    assert other.get("/admin/").status_code == 200
