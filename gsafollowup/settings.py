@@ -8,7 +8,9 @@ Environment variables:
   MEDIA_ROOT       where kept catalogs and plots go (default: var/media).
   STATIC_ROOT      where collectstatic writes (default: var/static).
   CSRF_TRUSTED_ORIGINS  comma-separated origins behind a TLS proxy.
-  SECURE_SSL_REDIRECT   "1" to redirect http to https (production behind TLS).
+  SECURE_SSL_REDIRECT   "1" to redirect http to https (default with DEBUG=0, behind TLS).
+  LEGACY_PLAIN_HTTP     "0" to redirect the legacy routes to https too (default "1": the routes of
+                   LEGACY_API.md answer plain http, because every old client script has http:// in it).
   MAX_UPLOAD_MB    largest accepted catalog upload in megabytes (default 50).
 """
 
@@ -202,6 +204,16 @@ LOGGING = {
 MIDDLEWARE.append("gsafollowup.middleware.DatabaseUnavailableMiddleware")
 # Load balancers and the service manager probe /health over plain http on the loopback.
 SECURE_REDIRECT_EXEMPT = [r"^(followup/)?health$"]
+# The legacy routes answer plain http too: every old client script has http:// in it, and a
+# redirect makes curl exit 0 on an empty 301 while nothing is stored. HSTS is only ever sent on
+# https answers, so these answers carry none. Patterns are paths without their leading slash.
+LEGACY_PLAIN_HTTP = env_flag("LEGACY_PLAIN_HTTP", "1")
+LEGACY_ROUTES = (
+    r"^(followup/)?(cgi/(upload|newevent|delpoint|newuser)"
+    r"|get_alert_lc|get_alert_lc_data|list_of_alerts|list_of_followups)$"
+)
+if LEGACY_PLAIN_HTTP:
+    SECURE_REDIRECT_EXEMPT.append(LEGACY_ROUTES)
 # How many reverse proxies in front of the server append to X-Forwarded-For (0: none, the
 # client is REMOTE_ADDR). The wrong-hashtag throttle counts per real client address: behind
 # one nginx set 1, so the address nginx saw is used and a client cannot forge its own.

@@ -219,8 +219,10 @@ names = ["SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY
          "SECURE_REFERRER_POLICY", "DEBUG"]
 out = {n: getattr(s, n) for n in names}
 c = Client(HTTP_HOST="gsa.example.org")
-plain = c.get("/list_of_alerts")
+plain = c.get("/newevent/")
 out["http_status"], out["http_location"] = plain.status_code, plain.get("Location")
+legacy = c.get("/followup/list_of_alerts")
+out["legacy_http"] = [legacy.status_code, legacy.get("Strict-Transport-Security")]
 secure = c.get("/", secure=True)
 out["https_status"] = secure.status_code
 out["headers"] = dict(secure.headers)
@@ -260,8 +262,10 @@ def test_production_settings_and_headers(tmp_path):
     assert probe["SESSION_COOKIE_SAMESITE"] == probe["CSRF_COOKIE_SAMESITE"] == "Lax"
     assert probe["SECURE_SSL_REDIRECT"] and probe["SECURE_HSTS_SECONDS"] >= 31536000
     assert probe["SECURE_CONTENT_TYPE_NOSNIFF"] and probe["X_FRAME_OPTIONS"] == "DENY"
-    # Plain http is sent to https; the https page carries HSTS and a Secure, SameSite cookie.
-    assert probe["http_status"] == 301 and probe["http_location"].startswith("https://gsa.example.org/")
+    # Plain http is sent to https, except the legacy routes old scripts call with http:// (no
+    # HSTS there: browsers ignore it over http); the https page carries HSTS and a Secure cookie.
+    assert probe["http_status"] == 301 and probe["http_location"] == "https://gsa.example.org/newevent/"
+    assert probe["legacy_http"] == [200, None]
     assert probe["https_status"] == 200
     headers = probe["headers"]
     assert headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
