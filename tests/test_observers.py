@@ -140,6 +140,17 @@ def test_session_route_via_login_form(observatory):
     assert Alert.objects.get(ivorn="ivo://TT Tri").created_by.observatory.prefix == "SAAO1m"
 
 
+@pytest.mark.parametrize("prefix", ["/", "/followup/"])
+def test_the_login_page_stays_under_its_prefix_and_never_sends_elsewhere(client, db, prefix):
+    home = client.get(prefix).content.decode()
+    assert f'<a href="{prefix}login/">Login</a>' in home
+    page = client.get(f"{prefix}login/", {"next": "https://evil.example.org/"}).content.decode()
+    assert f'<form method="post" action="{prefix}login/">' in page and 'name="hashtag"' in page
+    assert f'name="next" value="{prefix}"' in page and "evil" not in page
+    kept = client.get(f"{prefix}login/", {"next": f"{prefix}list_of_followups"}).content.decode()
+    assert f'name="next" value="{prefix}list_of_followups"' in kept
+
+
 def test_login_form_without_csrf_token_is_refused(observatory):
     from django.test import Client
 
