@@ -11,7 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
-from gsafollowup.errors import NotAuthenticated, Throttled
+from gsafollowup.errors import Forbidden, NotAuthenticated, Throttled
 
 from .models import Hashtag
 
@@ -72,9 +72,14 @@ class HashtagBackend(BaseBackend):
         if not hashtag:
             return None
         try:
-            return check_hashtag(request, hashtag).observatory.user
+            user = check_hashtag(request, hashtag).observatory.user
         except NotAuthenticated:
             return None
+        if user.is_staff:
+            # A curator's hashtag is kept in scripts (/cgi/newuser); a session made from it would
+            # open the admin, which stays behind the curator's password.
+            raise Forbidden("A curator's hashtag does not log in here; curators log in at /admin/.")
+        return user
 
     def get_user(self, user_id):
         from django.contrib.auth import get_user_model
@@ -129,8 +134,11 @@ class HashtagAuthentication(authentication.BaseAuthentication):
 
 
 def current_observatory(user):
-    """The Observatory a user acts for, or None (anonymous, or a curator without one)."""
+    """The Observatory a user acts for, or None (anonymous, or a curator)."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return None
+    if user.is_staff:
+        # A curator's own observatory only holds the curator's hashtags: it never uploads.
         return None
     return getattr(user, "observatory", None)
 

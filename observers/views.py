@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from gsafollowup.errors import Throttled
+from gsafollowup.errors import Forbidden, Throttled
 from gsafollowup.http import url_under_prefix
 
 from .auth import check_not_locked_out
@@ -37,7 +37,11 @@ def login_view(request):
     except Throttled as error:
         messages.error(request, error.message)
         return redirect(target)
-    user = authenticate(request, hashtag=form.cleaned_data["hashtag"])
+    try:
+        user = authenticate(request, hashtag=form.cleaned_data["hashtag"])
+    except Forbidden as error:
+        messages.error(request, error.message)
+        return redirect(target)
     if user is None:
         messages.error(request, "Unknown or revoked hashtag.")
         return redirect(target)

@@ -49,6 +49,14 @@ def curator(db, django_user_model):
 
 
 @pytest.fixture
+def curator_hashtag(curator):
+    """The clear hashtag of the curator account (scripts that act as a curator: /cgi/newuser)."""
+    from observers.services import issue_curator_hashtag
+
+    return issue_curator_hashtag(curator, "CUR")
+
+
+@pytest.fixture
 def alert(db):
     from alerts.models import Alert
 

@@ -113,7 +113,7 @@ def test_check_deploy_is_clean_with_the_production_environment(stack):
 # ---------------------------------------------------------------- plain http for old scripts
 
 LEGACY_GETS = ("get_alert_lc_data?alert_id={id}", "get_alert_lc?alert_id={id}", "list_of_alerts")
-LEGACY_POSTS = ("cgi/upload", "cgi/newevent", "cgi/delpoint")
+LEGACY_POSTS = ("cgi/upload", "cgi/newevent", "cgi/delpoint", "cgi/newuser")
 REDIRECTED = (
     "",
     "followup/",

@@ -163,7 +163,7 @@ def test_an_old_script_with_an_http_url_uploads_through_the_port_80_server(proxi
             params = {"alert_id": stack.alert_id(), "hashtag": stack.hashtag}
             answer = requests.get(plain + prefix + route, params, allow_redirects=False, timeout=60)
             assert answer.status_code == 200, (prefix, route)
-        for route in ("cgi/newevent", "cgi/delpoint"):
+        for route in ("cgi/newevent", "cgi/delpoint", "cgi/newuser"):
             # Passed on and refused by the view for want of a hashtag, not redirected.
             answer = requests.post(plain + prefix + route, {"x": "1"}, allow_redirects=False, timeout=60)
             assert answer.status_code == 401, (prefix, route)
