@@ -107,8 +107,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The cache holds the wrong-hashtag counters and API throttles; a database table keeps them
-# shared between the worker processes of one deployment.
+# The cache holds the API throttles; a database table keeps them shared between the worker
+# processes of one deployment. (Wrong-hashtag counts are rows of observers.HashtagFailure,
+# counted atomically by the database itself.)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -166,7 +167,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
-# Wrong-hashtag throttle: this many failures per client address within the window lock it out.
+# Wrong-hashtag throttle: after this many failures from a client address (an IPv6 /64 as one)
+# within the window, its further wrong hashtags get 429; a valid hashtag always works.
 HASHTAG_FAILURE_LIMIT = int(os.environ.get("HASHTAG_FAILURE_LIMIT", "10"))
 HASHTAG_FAILURE_WINDOW = int(os.environ.get("HASHTAG_FAILURE_WINDOW", "300"))
 

@@ -9,7 +9,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from gsafollowup.errors import Forbidden, Throttled
 from gsafollowup.http import url_under_prefix
 
-from .auth import check_not_locked_out
 from .forms import HashtagLoginForm
 
 
@@ -33,13 +32,8 @@ def login_view(request):
         messages.error(request, "Enter your hashtag.")
         return redirect(target)
     try:
-        check_not_locked_out(request)
-    except Throttled as error:
-        messages.error(request, error.message)
-        return redirect(target)
-    try:
         user = authenticate(request, hashtag=form.cleaned_data["hashtag"])
-    except Forbidden as error:
+    except (Throttled, Forbidden) as error:
         messages.error(request, error.message)
         return redirect(target)
     if user is None:

@@ -186,27 +186,31 @@ def test_bad_hashtags_are_refused(observatory, client, case):
     assert not Alert.objects.exists()
 
 
-def test_wrong_hashtags_are_throttled(observatory, client, settings):
+def test_wrong_hashtags_are_throttled_but_the_right_one_is_not(observatory, client, settings):
     _, good = observatory
     settings.HASHTAG_FAILURE_LIMIT = 5
     for _ in range(5):
         assert client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "0" * 32)).status_code == 401
-    locked = client.post(NEW_EVENT, new_event_data(hashtag=good))
+    locked = client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "1" * 32))
     assert locked.status_code == 429
     assert "Too many wrong hashtags" in locked.content.decode()
-    # The lock-out is per client address: another address still gets in.
-    other = client.post(NEW_EVENT, new_event_data(hashtag=good), REMOTE_ADDR="10.0.0.9")
-    assert other.status_code == 201
+    # The right hashtag from the locked-out address still works.
+    assert client.post(NEW_EVENT, new_event_data(hashtag=good)).status_code == 201
+    # The lock-out is per client address: another address's wrong hashtags are still checked.
+    other = client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "1" * 32), REMOTE_ADDR="10.0.0.9")
+    assert other.status_code == 401
 
 
-def test_login_form_is_throttled(observatory, client, settings):
+def test_login_form_is_throttled_for_wrong_hashtags_only(observatory, client, settings):
     _, good = observatory
     settings.HASHTAG_FAILURE_LIMIT = 3
     for _ in range(3):
         client.post("/login/", {"hashtag": "bad"})
-    response = client.post("/login/", {"hashtag": good}, follow=True)
+    response = client.post("/login/", {"hashtag": "bad"}, follow=True)
     assert b"Too many wrong hashtags" in response.content
     assert "_auth_user_id" not in client.session
+    response = client.post("/login/", {"hashtag": good}, follow=True)
+    assert b"Logged in as SAAO 1m" in response.content and "_auth_user_id" in client.session
 
 
 def test_admin_pages_load_for_curator(curator, observatory, client):
@@ -218,6 +222,7 @@ def test_admin_pages_load_for_curator(curator, observatory, client):
         f"/admin/observers/observatory/{obs.pk}/change/",
         "/admin/observers/observatory/add/",
         "/admin/observers/hashtag/",
+        "/admin/observers/hashtagfailure/",
         "/admin/alerts/alert/",
         "/admin/alerts/alert/add/",
     ]:

@@ -119,11 +119,11 @@ def proxied():
 
 @pytest.fixture
 def no_lockouts(proxied):
-    """Each test starts without counted wrong hashtags."""
+    """Each test starts without counted wrong hashtags (or API throttle counts)."""
     stack = proxied[0]
-    stack.sql("DELETE FROM gsafollowup_cache")
+    stack.sql("DELETE FROM observers_hashtagfailure; DELETE FROM gsafollowup_cache")
     yield
-    stack.sql("DELETE FROM gsafollowup_cache")
+    stack.sql("DELETE FROM observers_hashtagfailure; DELETE FROM gsafollowup_cache")
 
 
 def test_the_legacy_upload_and_the_light_curve_work_under_followup_through_nginx(proxied, no_lockouts):
@@ -186,18 +186,24 @@ def test_the_access_log_keeps_no_query_string(proxied, no_lockouts):
 
 def test_a_forged_x_forwarded_for_does_not_escape_the_hashtag_lockout(proxied, no_lockouts):
     stack, url, _, _ = proxied
+    wrong = "DEMO_" + "0" * 32
     for attempt in range(FAILURE_LIMIT):
         forged = {"X-Forwarded-For": f"203.0.113.{attempt + 1}"}
         status, _, _ = http_get(
-            f"{url}/api/v1/observatories/me", {**forged, "Authorization": "Hashtag wrong"}
+            f"{url}/api/v1/observatories/me", {**forged, "Authorization": f"Hashtag {wrong}"}
         )
         assert status == 401
-    # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out,
-    # even with the right hashtag and yet another forged entry.
-    forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {stack.hashtag}"}
+    # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out
+    # for wrong hashtags, even with yet another forged entry ...
+    forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {wrong}"}
     status, _, body = http_get(f"{url}/api/v1/observatories/me", forged)
     assert status == 429, body
     assert b"Too many wrong hashtags" in body
+    assert stack.sql("SELECT address, count FROM observers_hashtagfailure") == [("127.0.0.1", FAILURE_LIMIT)]
+    # ... while the right hashtag from that address still works (a shared host is not locked out).
+    forged["Authorization"] = f"Hashtag {stack.hashtag}"
+    status, _, body = http_get(f"{url}/api/v1/observatories/me", forged)
+    assert status == 200, body
 
 
 def test_a_body_over_the_documented_limit_is_refused_by_nginx_before_the_server(
