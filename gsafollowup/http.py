@@ -172,6 +172,15 @@ def error_response(request, error: DomainError) -> HttpResponse:
     return plain_error(error)
 
 
+def url_under_prefix(request, name: str) -> str:
+    """The URL of a named route under the prefix the request came in on (the root or /followup/)."""
+    from django.urls import reverse
+
+    match = getattr(request, "resolver_match", None)
+    namespace = match.namespace if match is not None else ""
+    return reverse(f"{namespace}:{name}" if namespace else name)
+
+
 OUTPUT_FORMATS = ("", "json", "html")
 
 

@@ -8,7 +8,9 @@ Environment variables:
   MEDIA_ROOT       where kept catalogs and plots go (default: var/media).
   STATIC_ROOT      where collectstatic writes (default: var/static).
   CSRF_TRUSTED_ORIGINS  comma-separated origins behind a TLS proxy.
-  SECURE_SSL_REDIRECT   "1" to redirect http to https (production behind TLS).
+  SECURE_SSL_REDIRECT   "1" to redirect http to https (default with DEBUG=0, behind TLS).
+  LEGACY_PLAIN_HTTP     "0" to redirect the legacy routes to https too (default "1": the routes of
+                   LEGACY_API.md answer plain http, because every old client script has http:// in it).
   MAX_UPLOAD_MB    largest accepted catalog upload in megabytes (default 50).
   ADMIN_LOGIN_FAILURE_LIMIT, ADMIN_LOGIN_COOLOFF_MINUTES  curator lock-out (default 5, 15).
 """
@@ -112,8 +114,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The cache holds the wrong-hashtag counters and API throttles; a database table keeps them
-# shared between the worker processes of one deployment.
+# The cache holds the API throttles; a database table keeps them shared between the worker
+# processes of one deployment. (Wrong-hashtag counts are rows of observers.HashtagFailure,
+# counted atomically by the database itself.)
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
@@ -183,7 +186,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
-# Wrong-hashtag throttle: this many failures per client address within the window lock it out.
+# Wrong-hashtag throttle: after this many failures from a client address (an IPv6 /64 as one)
+# within the window, its further wrong hashtags get 429; a valid hashtag always works.
 HASHTAG_FAILURE_LIMIT = int(os.environ.get("HASHTAG_FAILURE_LIMIT", "10"))
 HASHTAG_FAILURE_WINDOW = int(os.environ.get("HASHTAG_FAILURE_WINDOW", "300"))
 
@@ -221,6 +225,16 @@ LOGGING = {
 MIDDLEWARE.append("gsafollowup.middleware.DatabaseUnavailableMiddleware")
 # Load balancers and the service manager probe /health over plain http on the loopback.
 SECURE_REDIRECT_EXEMPT = [r"^(followup/)?health$"]
+# The legacy routes answer plain http too: every old client script has http:// in it, and a
+# redirect makes curl exit 0 on an empty 301 while nothing is stored. HSTS is only ever sent on
+# https answers, so these answers carry none. Patterns are paths without their leading slash.
+LEGACY_PLAIN_HTTP = env_flag("LEGACY_PLAIN_HTTP", "1")
+LEGACY_ROUTES = (
+    r"^(followup/)?(cgi/(upload|newevent|delpoint|newuser)"
+    r"|get_alert_lc|get_alert_lc_data|list_of_alerts|list_of_followups)$"
+)
+if LEGACY_PLAIN_HTTP:
+    SECURE_REDIRECT_EXEMPT.append(LEGACY_ROUTES)
 # How many reverse proxies in front of the server append to X-Forwarded-For (0: none, the
 # client is REMOTE_ADDR). The wrong-hashtag throttle counts per real client address: behind
 # one nginx set 1, so the address nginx saw is used and a client cannot forge its own.

@@ -9,6 +9,7 @@ from calibration import views as calibration_views
 from calibration.legacy import DelPointView, FollowupListView, UploadView
 from gsafollowup.health import health
 from observers import views as observer_views
+from observers.legacy import NewUserView
 
 site = [
     path("", alert_views.home, name="home"),
@@ -22,6 +23,7 @@ site = [
     path("cgi/newevent", NewEventView.as_view(), name="cgi-newevent"),
     path("cgi/upload", UploadView.as_view(), name="cgi-upload"),
     path("cgi/delpoint", DelPointView.as_view(), name="cgi-delpoint"),
+    path("cgi/newuser", NewUserView.as_view(), name="cgi-newuser"),
     path("list_of_followups", FollowupListView.as_view(), name="followup-list"),
     path("upload/", calibration_views.upload, name="upload"),
     path("followup_plot/<int:pk>.png", calibration_views.point_plot, name="followup-plot"),

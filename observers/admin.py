@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.html import format_html
 
-from .models import Hashtag, Observatory, hashtag_digest
+from .models import Hashtag, HashtagFailure, Observatory, hashtag_digest
 from .services import create_account
 
 
@@ -117,3 +117,16 @@ class HashtagAdmin(admin.ModelAdmin):
         for hashtag in queryset:
             hashtag.revoke()
         self.message_user(request, f"Revoked {queryset.count()} hashtag(s).", messages.SUCCESS)
+
+
+@admin.register(HashtagFailure)
+class HashtagFailureAdmin(admin.ModelAdmin):
+    """Wrong-hashtag counts per client address; deleting a row lifts its lock-out at once."""
+
+    list_display = ("address", "count", "window_start")
+    search_fields = ("address",)
+    readonly_fields = ("address", "count", "window_start")
+    ordering = ("-window_start",)
+
+    def has_add_permission(self, request):
+        return False

@@ -2,18 +2,20 @@
 
 The legacy contract accepts a hashtag as a form field, a query parameter or a cookie; new
 clients may send ``Authorization: Hashtag <value>``. Wrong hashtags are counted per client
-address and lock the address out for a while once too many arrive.
+address (an IPv6 /64 as one) in the database; once too many arrived, further wrong ones from
+that address are refused for a while, but never a valid one.
 """
+
+import ipaddress
 
 from django.conf import settings
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
-from gsafollowup.errors import NotAuthenticated, Throttled
+from gsafollowup.errors import Forbidden, NotAuthenticated, Throttled
 
-from .models import Hashtag
+from .models import HASHTAG_RE, Hashtag, HashtagFailure
 
 FIELD = "hashtag"
 
@@ -33,33 +35,48 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-def _failure_key(request) -> str:
-    return f"hashtag-failures:{client_address(request)}"
+def failure_address(request) -> str:
+    """What wrong hashtags are counted against: the IPv4 address, or the IPv6 /64 network.
+
+    One IPv6 host usually holds a whole /64 and can change its address within it at will.
+    """
+    address = client_address(request)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
-def check_not_locked_out(request) -> None:
-    """Raise Throttled when this client has sent too many wrong hashtags recently."""
-    if cache.get(_failure_key(request), 0) >= settings.HASHTAG_FAILURE_LIMIT:
-        minutes = max(1, settings.HASHTAG_FAILURE_WINDOW // 60)
-        raise Throttled(f"Too many wrong hashtags from your address; try again in {minutes} min.")
-
-
-def record_failure(request) -> None:
-    """Count one wrong hashtag against this client (the window restarts with the first failure)."""
-    key = _failure_key(request)
-    if not cache.add(key, 1, settings.HASHTAG_FAILURE_WINDOW):
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, settings.HASHTAG_FAILURE_WINDOW)
+def _throttled() -> Throttled:
+    minutes = max(1, settings.HASHTAG_FAILURE_WINDOW // 60)
+    return Throttled(f"Too many wrong hashtags from your address; try again in {minutes} min.")
 
 
 def check_hashtag(request, clear: str) -> Hashtag:
-    """The usable Hashtag for this clear value, counting failures; raises a domain error otherwise."""
-    check_not_locked_out(request)
-    found = Hashtag.objects.find(clear.strip())
+    """The usable Hashtag for this clear value, counting failures; raises a domain error otherwise.
+
+    A valid hashtag is never refused because of other failures: one stale key on a shared host
+    (a TOM server) must not lock out all its users. Once an address sent HASHTAG_FAILURE_LIMIT
+    wrong ones, its further wrong ones get 429 and are not counted (no write). Hashtags of the
+    issued form carry 128 random bits, so looking them up during a lock-out lets nobody guess
+    one; any other value (an imported legacy key may be short) gets 429 without a lookup.
+    """
+    clear = clear.strip()
+    address = failure_address(request)
+    limit, window = settings.HASHTAG_FAILURE_LIMIT, settings.HASHTAG_FAILURE_WINDOW
+    locked = HashtagFailure.objects.locked_out(address, limit, window)
+    if locked and not HASHTAG_RE.fullmatch(clear):
+        raise _throttled()
+    found = Hashtag.objects.find(clear)
     if found is None:
-        record_failure(request)
+        if locked:
+            raise _throttled()
+        HashtagFailure.objects.record(address, window)
         raise NotAuthenticated("Unknown or revoked hashtag.")
     found.touch()
     return found
@@ -72,9 +89,14 @@ class HashtagBackend(BaseBackend):
         if not hashtag:
             return None
         try:
-            return check_hashtag(request, hashtag).observatory.user
+            user = check_hashtag(request, hashtag).observatory.user
         except NotAuthenticated:
             return None
+        if user.is_staff:
+            # A curator's hashtag is kept in scripts (/cgi/newuser); a session made from it would
+            # open the admin, which stays behind the curator's password.
+            raise Forbidden("A curator's hashtag does not log in here; curators log in at /admin/.")
+        return user
 
     def get_user(self, user_id):
         from django.contrib.auth import get_user_model
@@ -129,8 +151,11 @@ class HashtagAuthentication(authentication.BaseAuthentication):
 
 
 def current_observatory(user):
-    """The Observatory a user acts for, or None (anonymous, or a curator without one)."""
+    """The Observatory a user acts for, or None (anonymous, or a curator)."""
     if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return None
+    if user.is_staff:
+        # A curator's own observatory only holds the curator's hashtags: it never uploads.
         return None
     return getattr(user, "observatory", None)
 

@@ -4,11 +4,13 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 PREFIX_RE = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$"
@@ -139,3 +141,49 @@ class Hashtag(models.Model):
         if self.last_used_at is None or (now - self.last_used_at).total_seconds() > 60:
             Hashtag.objects.filter(pk=self.pk).update(last_used_at=now)
             self.last_used_at = now
+
+
+class HashtagFailureQuerySet(models.QuerySet):
+    def locked_out(self, address: str, limit: int, window: int) -> bool:
+        """True when this address sent ``limit`` wrong hashtags within its current window."""
+        start = timezone.now() - timedelta(seconds=window)
+        return self.filter(address=address, window_start__gt=start, count__gte=limit).exists()
+
+    def record(self, address: str, window: int) -> None:
+        """Count one wrong hashtag from this address; the window restarts with the first failure.
+
+        Every step is one statement the database applies atomically, so concurrent workers never
+        lose a count (a cache's get-then-set across processes does).
+        """
+        now = timezone.now()
+        start = now - timedelta(seconds=window)
+        for _ in range(3):
+            if self.filter(address=address, window_start__gt=start).update(count=F("count") + 1):
+                return
+            # A window that is over restarts. Of concurrent restarts only the first matches: the
+            # others see its fresh window_start when they get the row, and count in it above.
+            if self.filter(address=address, window_start__lte=start).update(count=1, window_start=now):
+                return
+            try:
+                with transaction.atomic():
+                    # A new address: windows that are over are dropped, so the table holds about
+                    # the addresses of one window.
+                    self.filter(window_start__lte=start).delete()
+                    self.create(address=address, count=1, window_start=now)
+                return
+            except IntegrityError:
+                continue  # another worker created it just now: count in its row
+        raise RuntimeError(f"could not count a wrong hashtag for {address}")
+
+
+class HashtagFailure(models.Model):
+    """Wrong hashtags from one client address (an IPv6 /64 counts as one) in a fixed window."""
+
+    address = models.CharField(max_length=64, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField(db_index=True)
+
+    objects = HashtagFailureQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.address}: {self.count} wrong hashtag(s) since {self.window_start:%Y-%m-%d %H:%M:%S}"

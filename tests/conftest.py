@@ -14,7 +14,8 @@ DECAM = DATA / "decam-grb210605a-g-night1.cat"
 APASS = DATA / "apass-dr10-grb210605a-field.csv"
 # A real, isolated, unsaturated star of the DECam frame; APASS DR10 gives g = 15.291 +- 0.012.
 STAR_RA, STAR_DEC, STAR_G, STAR_G_ERR = 24.088671351, -48.679764368, 15.291, 0.012
-# The cache (wrong-hashtag counters) is a database table, so each test's rollback empties it.
+# Wrong-hashtag counts and the cache (API throttles) are database tables, so each test's
+# rollback empties them.
 
 
 @pytest.fixture
@@ -46,6 +47,14 @@ def curator(db, django_user_model):
     return django_user_model.objects.create_user(
         "curator", password="a-long-curator-password", is_staff=True, is_superuser=True
     )
+
+
+@pytest.fixture
+def curator_hashtag(curator):
+    """The clear hashtag of the curator account (scripts that act as a curator: /cgi/newuser)."""
+    from observers.services import issue_curator_hashtag
+
+    return issue_curator_hashtag(curator, "CUR")
 
 
 @pytest.fixture

@@ -140,6 +140,17 @@ def test_session_route_via_login_form(observatory):
     assert Alert.objects.get(ivorn="ivo://TT Tri").created_by.observatory.prefix == "SAAO1m"
 
 
+@pytest.mark.parametrize("prefix", ["/", "/followup/"])
+def test_the_login_page_stays_under_its_prefix_and_never_sends_elsewhere(client, db, prefix):
+    home = client.get(prefix).content.decode()
+    assert f'<a href="{prefix}login/">Login</a>' in home
+    page = client.get(f"{prefix}login/", {"next": "https://evil.example.org/"}).content.decode()
+    assert f'<form method="post" action="{prefix}login/">' in page and 'name="hashtag"' in page
+    assert f'name="next" value="{prefix}"' in page and "evil" not in page
+    kept = client.get(f"{prefix}login/", {"next": f"{prefix}list_of_followups"}).content.decode()
+    assert f'name="next" value="{prefix}list_of_followups"' in kept
+
+
 def test_login_form_without_csrf_token_is_refused(observatory):
     from django.test import Client
 
@@ -175,27 +186,31 @@ def test_bad_hashtags_are_refused(observatory, client, case):
     assert not Alert.objects.exists()
 
 
-def test_wrong_hashtags_are_throttled(observatory, client, settings):
+def test_wrong_hashtags_are_throttled_but_the_right_one_is_not(observatory, client, settings):
     _, good = observatory
     settings.HASHTAG_FAILURE_LIMIT = 5
     for _ in range(5):
         assert client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "0" * 32)).status_code == 401
-    locked = client.post(NEW_EVENT, new_event_data(hashtag=good))
+    locked = client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "1" * 32))
     assert locked.status_code == 429
     assert "Too many wrong hashtags" in locked.content.decode()
-    # The lock-out is per client address: another address still gets in.
-    other = client.post(NEW_EVENT, new_event_data(hashtag=good), REMOTE_ADDR="10.0.0.9")
-    assert other.status_code == 201
+    # The right hashtag from the locked-out address still works.
+    assert client.post(NEW_EVENT, new_event_data(hashtag=good)).status_code == 201
+    # The lock-out is per client address: another address's wrong hashtags are still checked.
+    other = client.post(NEW_EVENT, new_event_data(hashtag="nope_" + "1" * 32), REMOTE_ADDR="10.0.0.9")
+    assert other.status_code == 401
 
 
-def test_login_form_is_throttled(observatory, client, settings):
+def test_login_form_is_throttled_for_wrong_hashtags_only(observatory, client, settings):
     _, good = observatory
     settings.HASHTAG_FAILURE_LIMIT = 3
     for _ in range(3):
         client.post("/login/", {"hashtag": "bad"})
-    response = client.post("/login/", {"hashtag": good}, follow=True)
+    response = client.post("/login/", {"hashtag": "bad"}, follow=True)
     assert b"Too many wrong hashtags" in response.content
     assert "_auth_user_id" not in client.session
+    response = client.post("/login/", {"hashtag": good}, follow=True)
+    assert b"Logged in as SAAO 1m" in response.content and "_auth_user_id" in client.session
 
 
 def test_admin_pages_load_for_curator(curator, observatory, client):
@@ -207,6 +222,7 @@ def test_admin_pages_load_for_curator(curator, observatory, client):
         f"/admin/observers/observatory/{obs.pk}/change/",
         "/admin/observers/observatory/add/",
         "/admin/observers/hashtag/",
+        "/admin/observers/hashtagfailure/",
         "/admin/alerts/alert/",
         "/admin/alerts/alert/add/",
     ]:
@@ -267,3 +283,146 @@ def test_admin_creates_observatory_with_legacy_hashtag(curator, client):
     observatory = Observatory.objects.get(prefix="OLD")
     assert observatory.longitude == pytest.approx(-10.0)
     assert Hashtag.objects.find("legacy-secret-123").observatory == observatory
+
+
+# ---------------------------------------------------------------- curators' hashtags and /cgi/newuser
+
+NEW_USER = "/cgi/newuser"
+
+
+def new_user_data(hashtag, **fields):
+    data = {
+        "obsName": "BHTOM Test 0.5m",
+        "lon": "340.5",
+        "lat": "-24.6",
+        "allow_upload": "1",
+        "prefix": "BHT05",
+    }
+    data.update(fields, hashtag=hashtag)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_a_curator_hashtag_is_issued_by_command_for_staff_accounts_only(curator, django_user_model):
+    out = StringIO()
+    call_command("issue_curator_hashtag", curator.username, "--prefix", "CUR", stdout=out)
+    hashtag = out.getvalue().strip().splitlines()[-1]
+    assert re.fullmatch(r"CUR_[0-9a-f]{32}", hashtag)
+    found = Hashtag.objects.find(hashtag)
+    assert found.observatory.user == curator and found.observatory.name == "Curator curator"
+    # A second one goes to the same observatory; revoking works as for any hashtag.
+    call_command("issue_curator_hashtag", curator.username, stdout=StringIO())
+    assert Observatory.objects.get(user=curator).hashtags.count() == 2
+    django_user_model.objects.create_user("plain", password="a-long-enough-password-42")
+    with pytest.raises(CommandError, match="not an active staff"):
+        call_command("issue_curator_hashtag", "plain", stdout=StringIO())
+    with pytest.raises(CommandError, match="No account"):
+        call_command("issue_curator_hashtag", "nobody", stdout=StringIO())
+    assert not Observatory.objects.filter(user__username="plain").exists()
+
+
+def test_a_curator_hashtag_neither_uploads_nor_opens_a_session(curator_hashtag, alert, client):
+    from tests.conftest import DECAM
+
+    with open(DECAM, "rb") as catalog:
+        data = {"EventID": alert.ivorn, "MJD": "59373.1", "hashtag": curator_hashtag, "sexCat": catalog}
+        response = client.post("/cgi/upload", data)
+    assert response.status_code == 403 and b"curators use the admin" in response.content
+    login = client.post("/login/", {"hashtag": curator_hashtag}, follow=True)
+    assert b"curators log in at /admin/" in login.content and "_auth_user_id" not in client.session
+    assert (
+        client.get("/api/v1/observatories/me", HTTP_AUTHORIZATION=f"Hashtag {curator_hashtag}").status_code
+        == 404
+    )
+    # As a curator it lists everybody's points (like a curator's session).
+    assert client.get("/list_of_followups", {"hashtag": curator_hashtag, "format": "json"}).status_code == 200
+
+
+@pytest.mark.parametrize("prefix", ["", "/followup"])
+def test_newuser_registers_an_observatory_with_a_curator_hashtag(curator_hashtag, client, prefix):
+    response = client.post(prefix + NEW_USER, new_user_data(curator_hashtag))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    body = response.content.decode()
+    assert body.count("\n") == 1 and body.endswith("\n")
+    hashtag = body.rstrip("\n").rsplit(": ", 1)[1]
+    assert re.fullmatch(r"BHT05_[0-9a-f]{32}", hashtag)
+    observatory = Observatory.objects.get(prefix="BHT05")
+    assert observatory.name == "BHTOM Test 0.5m" and observatory.active
+    assert observatory.longitude == pytest.approx(-19.5) and observatory.latitude == pytest.approx(-24.6)
+    assert not observatory.user.is_staff and not observatory.user.has_usable_password()
+    assert Hashtag.objects.find(hashtag).observatory == observatory
+    # The new hashtag works at once.
+    assert client.post(NEW_EVENT, new_event_data(hashtag=hashtag)).status_code == 201
+
+
+def test_newuser_with_allow_upload_0_creates_an_inactive_observatory(curator_hashtag, client):
+    response = client.post(NEW_USER, new_user_data(curator_hashtag, allow_upload="0"))
+    assert response.status_code == 200
+    hashtag = response.content.decode().strip().rsplit(": ", 1)[1]
+    observatory = Observatory.objects.get(prefix="BHT05")
+    assert not observatory.active
+    assert client.post(NEW_EVENT, new_event_data(hashtag=hashtag)).status_code == 401
+    Observatory.objects.filter(pk=observatory.pk).update(active=True)
+    assert client.post(NEW_EVENT, new_event_data(hashtag=hashtag)).status_code == 201
+
+
+NEW_USER_ERRORS = [
+    # (fields changed, status, words of the message)
+    ({"prefix": "SAAO1m"}, 409, "prefix SAAO1m is in use"),
+    ({"prefix": "saao1M"}, 409, "prefix saao1M is in use"),
+    ({"obsName": "SAAO 1m"}, 409, "name exists already"),
+    ({"lon": "x"}, 400, "lon and lat must be decimal degrees"),
+    ({"lat": "91"}, 400, "lat must be between -90 and 90"),
+    ({"lat": "-90.5"}, 400, "lat must be between -90 and 90"),
+    ({"lon": "400"}, 400, "lon must be between -180 and 360"),
+    ({"lon": "-181"}, 400, "lon must be between -180 and 360"),
+    ({"lon": "nan"}, 400, "finite"),
+    ({"lat": "inf"}, 400, "finite"),
+    ({"lat": "12°"}, 400, "decimal degrees"),
+    ({"lon": None}, 400, "lon: This field is required"),
+    ({"lat": None}, 400, "lat: This field is required"),
+    ({"obsName": None}, 400, "obsName: This field is required"),
+    ({"obsName": "  "}, 400, "obsName: This field may not be blank"),
+    ({"obsName": "x" * 101}, 400, "obsName must be 1 to 100"),
+    ({"obsName": "Obs\x07"}, 400, "printable"),
+    ({"prefix": None}, 400, "prefix: This field is required"),
+    ({"prefix": "BH T"}, 400, "prefix: up to 32 letters"),
+    ({"prefix": "_BHT"}, 400, "prefix: up to 32 letters"),
+    ({"prefix": "B" * 33}, 400, "prefix: up to 32 letters"),
+    ({"allow_upload": None}, 400, "allow_upload: This field is required"),
+    ({"allow_upload": "2"}, 400, "allow_upload must be 1 or 0"),
+]
+
+
+@pytest.mark.parametrize(("fields", "status", "words"), NEW_USER_ERRORS)
+def test_newuser_errors_are_one_line_and_store_nothing(
+    curator_hashtag, observatory, client, django_user_model, fields, status, words
+):
+    before = (Observatory.objects.count(), Hashtag.objects.count(), django_user_model.objects.count())
+    response = client.post(NEW_USER, new_user_data(curator_hashtag, **fields))
+    assert response.status_code == status
+    body = response.content.decode()
+    assert response["Content-Type"].startswith("text/plain") and body.count("\n") == 1 and len(body) < 100
+    assert words in body, body
+    assert (Observatory.objects.count(), Hashtag.objects.count(), django_user_model.objects.count()) == before
+
+
+@pytest.mark.parametrize("who", ["observatory", "none", "wrong", "revoked"])
+def test_newuser_needs_a_curator_hashtag(curator, curator_hashtag, observatory, client, who):
+    _, observer_hashtag = observatory
+    if who == "revoked":
+        Hashtag.objects.get(observatory__user=curator).revoke()
+    hashtag = {"observatory": observer_hashtag, "none": None, "wrong": "CUR_" + "0" * 32}.get(
+        who, curator_hashtag
+    )
+    response = client.post("/followup" + NEW_USER, new_user_data(hashtag))
+    assert response.status_code == (403 if who == "observatory" else 401)
+    body = response.content.decode()
+    assert body.count("\n") == 1 and len(body) < 100
+    if who == "observatory":
+        assert "Only a curator's hashtag may register" in body
+    assert not Observatory.objects.filter(prefix="BHT05").exists()
+
+
+def test_newuser_answers_post_only(curator_hashtag, client):
+    response = client.get(NEW_USER, {"hashtag": curator_hashtag})
+    assert response.status_code == 405 and not Observatory.objects.filter(prefix="BHT05").exists()

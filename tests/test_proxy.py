@@ -1,10 +1,12 @@
 """The nginx example of docs/deploy.md, run for real in front of the production stack.
 
 The server block is taken from the documentation itself (so the documented example is the one
-tested), with only what a loopback test cannot have changed: TLS off, a free port, paths in a
-temporary directory. Through it the legacy curl upload under /followup/ must work, the access
-log must keep no query string, and a client forging X-Forwarded-For must not escape the
-wrong-hashtag lock-out (TRUSTED_PROXY_COUNT=1 believes only the entry nginx appends).
+tested), with only what a loopback test cannot have changed: TLS off, free ports, paths in a
+temporary directory. Through it the legacy curl upload under /followup/ must work, also over
+plain http on the port-80 server (old scripts have http:// in them) where other pages are
+redirected to https, the access log must keep no query string, and a client forging
+X-Forwarded-For must not escape the wrong-hashtag lock-out (TRUSTED_PROXY_COUNT=1 believes
+only the entry nginx appends).
 """
 
 import os
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
 from gsafollowup.testing.postgres import free_port
 from tests.stack import DECAM, ROOT, curl_upload, http_get, json_or_text, missing_tool, production_stack
@@ -34,16 +37,23 @@ def documented_nginx_block() -> str:
     return re.search(r"```nginx\n(.*?)```", text, re.S).group(1)
 
 
-def loopback_config(block: str, workdir: Path, listen: int, upstream: int) -> str:
-    """The documented block on 127.0.0.1 without TLS, wrapped in a minimal nginx.conf."""
-    servers = block.split("server {")
-    # Keep the log format, the upstream and the HTTPS server; the port-80 redirect has no use here.
-    block = servers[0] + "server {" + servers[2]
+def loopback_config(block: str, workdir: Path, plain: int, listen: int, upstream: int) -> str:
+    """The documented block on 127.0.0.1 without TLS, wrapped in a minimal nginx.conf.
+
+    The port-80 server listens on ``plain``; the TLS server on ``listen`` without TLS, and it
+    forwards the scheme as https, which is what it sends once TLS is on.
+    """
+    preamble, http_server, tls_server = block.split("server {")
+    http_server = http_server.replace("listen 80;", f"listen 127.0.0.1:{plain};")
+    tls_server = re.sub(
+        r"\n\s*#[^\n]*\n(\s*)listen 443 ssl http2;", rf"\n\1listen 127.0.0.1:{listen};", tls_server
+    )
+    tls_server = re.sub(r"\n\s*ssl_certificate\S* [^\n]*;", "", tls_server)
+    tls_server = tls_server.replace("X-Forwarded-Proto $scheme", "X-Forwarded-Proto https")
+    block = "server {".join((preamble, http_server, tls_server))
     block = block.replace("127.0.0.1:8000", f"127.0.0.1:{upstream}")
-    block = re.sub(r"\n\s*#[^\n]*\n(\s*)listen 443 ssl http2;", rf"\n\1listen 127.0.0.1:{listen};", block)
-    block = re.sub(r"\n\s*ssl_certificate\S* [^\n]*;", "", block)
     block = block.replace("/var/log/nginx/gsafollowup.log", str(workdir / "access.log"))
-    assert "ssl" not in block and str(listen) in block, block
+    assert "ssl" not in block and f"127.0.0.1:{listen};" in block and f"127.0.0.1:{plain};" in block, block
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"    {name}_temp_path {workdir / name};"
@@ -64,9 +74,9 @@ def nginx(upstream_port: int):
     if binary is None:
         missing_tool("nginx not found: apt-get install nginx")
     workdir = Path(tempfile.mkdtemp(prefix="gsa-nginx-"))
-    port = free_port()
+    port, plain_port = free_port(), free_port()
     config = workdir / "nginx.conf"
-    config.write_text(loopback_config(documented_nginx_block(), workdir, port, upstream_port))
+    config.write_text(loopback_config(documented_nginx_block(), workdir, plain_port, port, upstream_port))
     checked = subprocess.run(
         [binary, "-t", "-q", "-p", str(workdir), "-c", str(config)], capture_output=True, text=True
     )
@@ -76,7 +86,7 @@ def nginx(upstream_port: int):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    url = f"http://127.0.0.1:{port}"
+    url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -87,7 +97,7 @@ def nginx(upstream_port: int):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"nginx did not start: {process.stderr.read()}") from None
                 time.sleep(0.1)
-        yield url, workdir
+        yield url, plain_url, workdir
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -96,22 +106,28 @@ def nginx(upstream_port: int):
 
 @pytest.fixture(scope="module")
 def proxied():
-    env = {"TRUSTED_PROXY_COUNT": "1", "HASHTAG_FAILURE_LIMIT": str(FAILURE_LIMIT)}
-    with production_stack(workers=2, env=env) as stack, nginx(stack.server.port) as (url, workdir):
-        yield stack, url, workdir
+    # SECURE_SSL_REDIRECT on, as in a real deployment: requests from the port-80 server arrive
+    # with X-Forwarded-Proto: http, those from the TLS server with https.
+    env = {
+        "TRUSTED_PROXY_COUNT": "1",
+        "HASHTAG_FAILURE_LIMIT": str(FAILURE_LIMIT),
+        "SECURE_SSL_REDIRECT": "1",
+    }
+    with production_stack(workers=2, env=env) as stack, nginx(stack.server.port) as (url, plain_url, workdir):
+        yield stack, url, plain_url, workdir
 
 
 @pytest.fixture
 def no_lockouts(proxied):
-    """Each test starts without counted wrong hashtags."""
+    """Each test starts without counted wrong hashtags (or API throttle counts)."""
     stack = proxied[0]
-    stack.sql("DELETE FROM gsafollowup_cache")
+    stack.sql("DELETE FROM observers_hashtagfailure; DELETE FROM gsafollowup_cache")
     yield
-    stack.sql("DELETE FROM gsafollowup_cache")
+    stack.sql("DELETE FROM observers_hashtagfailure; DELETE FROM gsafollowup_cache")
 
 
 def test_the_legacy_upload_and_the_light_curve_work_under_followup_through_nginx(proxied, no_lockouts):
-    stack, url, _ = proxied
+    stack, url, _, _ = proxied
     status, body = curl_upload(url + "/followup", stack.hashtag, DECAM, 59380.3)
     assert status == 201, body
     answer = json_or_text(body)
@@ -125,8 +141,40 @@ def test_the_legacy_upload_and_the_light_curve_work_under_followup_through_nginx
     assert status == 200 and json_or_text(data.decode())["id"] == answer["followup_id"]
 
 
+def test_an_old_script_with_an_http_url_uploads_through_the_port_80_server(proxied, no_lockouts, tmp_path):
+    stack, _, plain, _ = proxied
+    # The legacy curl line with http:// in it, as every old client script has: stored. (The
+    # catalog is made distinct by a comment line: one catalog is stored once per alert.)
+    catalog = tmp_path / "plain-http.cat"
+    catalog.write_bytes(DECAM.read_bytes() + b"# over plain http\n")
+    status, body = curl_upload(plain + "/followup", stack.hashtag, catalog, 59382.5)
+    assert status == 201, body
+    followup_id = json_or_text(body)["followup_id"]
+    assert stack.sql("SELECT count(*) FROM calibration_followuppoint WHERE id = %s", (followup_id,)) == [(1,)]
+    for prefix in ("/", "/followup/"):
+        answer = requests.get(
+            f"{plain}{prefix}get_alert_lc_data",
+            {"alert_id": stack.alert_id()},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert answer.status_code == 200 and followup_id in answer.json()["id"]
+        for route in ("get_alert_lc", "list_of_alerts", "list_of_followups"):
+            params = {"alert_id": stack.alert_id(), "hashtag": stack.hashtag}
+            answer = requests.get(plain + prefix + route, params, allow_redirects=False, timeout=60)
+            assert answer.status_code == 200, (prefix, route)
+        for route in ("cgi/newevent", "cgi/delpoint", "cgi/newuser"):
+            # Passed on and refused by the view for want of a hashtag, not redirected.
+            answer = requests.post(plain + prefix + route, {"x": "1"}, allow_redirects=False, timeout=60)
+            assert answer.status_code == 401, (prefix, route)
+    # Everything else is sent to https by nginx.
+    for path in ("/", "/followup/", "/login/", "/upload/", "/api/v1/alerts/", "/admin/", "/cgi/upload/x"):
+        answer = requests.get(plain + path, allow_redirects=False, timeout=60)
+        assert answer.status_code == 301 and answer.headers["Location"] == f"https://127.0.0.1{path}", path
+
+
 def test_the_access_log_keeps_no_query_string(proxied, no_lockouts):
-    stack, url, workdir = proxied
+    stack, url, _, workdir = proxied
     secret = "not-a-real-hashtag-but-looks-like-one"
     status, _, _ = http_get(f"{url}/followup/get_alert_lc?alert_id={stack.alert_id()}&hashtag={secret}")
     assert status in (200, 401, 403)
@@ -137,25 +185,31 @@ def test_the_access_log_keeps_no_query_string(proxied, no_lockouts):
 
 
 def test_a_forged_x_forwarded_for_does_not_escape_the_hashtag_lockout(proxied, no_lockouts):
-    stack, url, _ = proxied
+    stack, url, _, _ = proxied
+    wrong = "DEMO_" + "0" * 32
     for attempt in range(FAILURE_LIMIT):
         forged = {"X-Forwarded-For": f"203.0.113.{attempt + 1}"}
         status, _, _ = http_get(
-            f"{url}/api/v1/observatories/me", {**forged, "Authorization": "Hashtag wrong"}
+            f"{url}/api/v1/observatories/me", {**forged, "Authorization": f"Hashtag {wrong}"}
         )
         assert status == 401
-    # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out,
-    # even with the right hashtag and yet another forged entry.
-    forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {stack.hashtag}"}
+    # Every attempt came from the address nginx saw (127.0.0.1), so that address is locked out
+    # for wrong hashtags, even with yet another forged entry ...
+    forged = {"X-Forwarded-For": "198.51.100.7", "Authorization": f"Hashtag {wrong}"}
     status, _, body = http_get(f"{url}/api/v1/observatories/me", forged)
     assert status == 429, body
     assert b"Too many wrong hashtags" in body
+    assert stack.sql("SELECT address, count FROM observers_hashtagfailure") == [("127.0.0.1", FAILURE_LIMIT)]
+    # ... while the right hashtag from that address still works (a shared host is not locked out).
+    forged["Authorization"] = f"Hashtag {stack.hashtag}"
+    status, _, body = http_get(f"{url}/api/v1/observatories/me", forged)
+    assert status == 200, body
 
 
 def test_a_body_over_the_documented_limit_is_refused_by_nginx_before_the_server(
     proxied, no_lockouts, tmp_path
 ):
-    stack, url, _ = proxied
+    stack, url, _, _ = proxied
     before = stack.sql("SELECT count(*) FROM calibration_followuppoint")
     big = tmp_path / "big.cat"
     with open(big, "wb") as handle:
