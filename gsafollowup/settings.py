@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A hashtag session ends once its hashtag is revoked or its observatory deactivated.
+    "observers.auth.HashtagSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out curator login.
@@ -127,8 +129,9 @@ CACHES = {
 AUTHENTICATION_BACKENDS = [
     # First, so that a locked-out curator is refused before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "observers.auth.HashtagBackend",
+    # Curators' passwords; also what force_login and sessions of password logins resolve with.
     "django.contrib.auth.backends.ModelBackend",
+    "observers.auth.HashtagBackend",
 ]
 LOGIN_URL = "home"
 

@@ -7,8 +7,10 @@ that address are refused for a while, but never a valid one.
 """
 
 import ipaddress
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, login, logout
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
@@ -82,6 +84,11 @@ def check_hashtag(request, clear: str) -> Hashtag:
     return found
 
 
+#: The session key holding the id of the hashtag a session was opened with.
+SESSION_HASHTAG = "hashtag_id"
+BACKEND = "observers.auth.HashtagBackend"
+
+
 class HashtagBackend(BaseBackend):
     """Django auth backend for the login form, whose single input is the hashtag."""
 
@@ -89,13 +96,17 @@ class HashtagBackend(BaseBackend):
         if not hashtag:
             return None
         try:
-            user = check_hashtag(request, hashtag).observatory.user
+            found = check_hashtag(request, hashtag)
         except NotAuthenticated:
             return None
+        user = found.observatory.user
         if user.is_staff:
             # A curator's hashtag is kept in scripts (/cgi/newuser); a session made from it would
             # open the admin, which stays behind the curator's password.
             raise Forbidden("A curator's hashtag does not log in here; curators log in at /admin/.")
+        # The session remembers which hashtag opened it (login_with_hashtag), so revoking that
+        # hashtag or deactivating the observatory ends the session (HashtagSessionMiddleware).
+        user.login_hashtag = found
         return user
 
     def get_user(self, user_id):
@@ -105,9 +116,64 @@ class HashtagBackend(BaseBackend):
         return user
 
 
-def _cross_site(request) -> bool:
-    """True for a browser request sent from another site (a forged form post)."""
-    return request.META.get("HTTP_SEC_FETCH_SITE", "") == "cross-site"
+def login_with_hashtag(request, user) -> None:
+    """Open a session for a user the HashtagBackend authenticated, tied to the hashtag used."""
+    login(request, user, backend=BACKEND)
+    request.session[SESSION_HASHTAG] = user.login_hashtag.pk
+
+
+def session_hashtag_usable(request) -> bool:
+    """For a hashtag session: is the hashtag it was opened with still valid, its observatory active?"""
+    hashtag_id = request.session.get(SESSION_HASHTAG)
+    if hashtag_id is None:
+        return False  # opened before sessions remembered their hashtag: log in again
+    return Hashtag.objects.usable().filter(pk=hashtag_id, observatory__user_id=request.user.pk).exists()
+
+
+class HashtagSessionMiddleware:
+    """End a hashtag session at the first request after its hashtag is revoked or its observatory
+    deactivated: each request of such a session checks again (one indexed query).
+
+    Sessions of curators (password logins) are left to Django.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = request.user
+        if (
+            user.is_authenticated
+            and request.session.get(BACKEND_SESSION_KEY) == BACKEND
+            and not session_hashtag_usable(request)
+        ):
+            logout(request)
+        return self.get_response(request)
+
+
+def _same_origin(request, url: str) -> bool:
+    """Whether ``url`` (an Origin or Referer) is this site or a trusted origin (CSRF_TRUSTED_ORIGINS)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    here = f"{request.scheme}://{request.get_host()}".lower()
+    return origin == here or origin in {o.lower().rstrip("/") for o in settings.CSRF_TRUSTED_ORIGINS}
+
+
+def cookie_may_authenticate(request) -> bool:
+    """A hashtag cookie authenticates safe requests, and unsafe ones only from this site.
+
+    A browser sends the cookie with any site's form post, so an unsafe request authenticated
+    by it must name this site in Origin (or, without Origin, in Referer). A request with
+    neither cannot show where it came from and is not authenticated by the cookie; scripts
+    send the hashtag as a form field, a query parameter or the Authorization header instead.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin and origin != "null":
+        return _same_origin(request, origin)
+    referer = request.META.get("HTTP_REFERER")
+    return bool(referer) and _same_origin(request, referer)
 
 
 class HashtagAuthentication(authentication.BaseAuthentication):
@@ -130,7 +196,7 @@ class HashtagAuthentication(authentication.BaseAuthentication):
         if value:
             return value
         value = request._request.COOKIES.get(FIELD)
-        if value and not (request.method not in ("GET", "HEAD", "OPTIONS") and _cross_site(request)):
+        if value and cookie_may_authenticate(request._request):
             return value
         return None
 

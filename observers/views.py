@@ -1,7 +1,7 @@
 """Login by hashtag and logout (sessions for the web forms)."""
 
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, logout
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from gsafollowup.errors import Forbidden, Throttled
 from gsafollowup.http import url_under_prefix
 
+from .auth import login_with_hashtag
 from .forms import HashtagLoginForm
 
 
@@ -39,7 +40,7 @@ def login_view(request):
     if user is None:
         messages.error(request, "Unknown or revoked hashtag.")
         return redirect(target)
-    login(request, user, backend="observers.auth.HashtagBackend")
+    login_with_hashtag(request, user)
     messages.success(request, f"Logged in as {user.observatory.name}.")
     return redirect(target)
 

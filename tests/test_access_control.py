@@ -147,7 +147,7 @@ def test_failures_through_every_channel_count_together(observatory, client, sett
     assert client.post(f"/cgi/newevent?hashtag={WRONG}", data).status_code == 401
     assert client.post("/cgi/newevent", data, HTTP_AUTHORIZATION=f"Hashtag {WRONG}").status_code == 401
     client.cookies["hashtag"] = WRONG
-    assert client.post("/cgi/newevent", data).status_code == 401
+    assert client.post("/cgi/newevent", data, HTTP_ORIGIN="http://testserver").status_code == 401
     del client.cookies["hashtag"]
     assert client.post("/cgi/newevent", {**data, "hashtag": WRONG}).status_code == 401
     assert client.post("/cgi/newevent", data, HTTP_AUTHORIZATION=f"Hashtag {WRONG}").status_code == 429
@@ -306,14 +306,37 @@ def test_admin_forms_need_the_csrf_token(curator):
     assert browser.post("/admin/logout/").status_code == 403
 
 
-def test_a_hashtag_cookie_does_not_authenticate_a_cross_site_post(observatory):
+def test_a_hashtag_cookie_authenticates_an_unsafe_request_only_from_this_site(observatory):
+    """A browser sends the cookie with any site's form post: Origin or Referer must be this site."""
     _, hashtag = observatory
     browser = Client()
     browser.cookies["hashtag"] = hashtag
-    data = {"EventID": "ivo://forged", "ra": "1", "dec": "2"}
-    forged = browser.post("/cgi/newevent", data, HTTP_SEC_FETCH_SITE="cross-site")
-    assert forged.status_code == 401 and not Alert.objects.filter(ivorn="ivo://forged").exists()
-    assert browser.post("/cgi/newevent", data, HTTP_SEC_FETCH_SITE="same-origin").status_code == 201
+
+    def post(ivorn, **headers):
+        return browser.post("/cgi/newevent", {"EventID": ivorn, "ra": "1", "dec": "2"}, **headers)
+
+    forged = [
+        post("ivo://forged/1", HTTP_SEC_FETCH_SITE="cross-site"),
+        post("ivo://forged/2", HTTP_SEC_FETCH_SITE="same-site", HTTP_ORIGIN="https://evil.example"),
+        post("ivo://forged/3", HTTP_ORIGIN="https://evil.example"),
+        post("ivo://forged/4", HTTP_ORIGIN="null"),
+        post("ivo://forged/5", HTTP_REFERER="https://evil.example/page"),
+        post("ivo://forged/6", HTTP_ORIGIN="http://testserver.evil.example"),
+        post("ivo://forged/7"),  # neither Origin nor Referer: nothing shows where it came from
+    ]
+    assert [r.status_code for r in forged] == [401] * len(forged)
+    assert not Alert.objects.filter(ivorn__startswith="ivo://forged").exists()
+    assert post("ivo://mine/1", HTTP_ORIGIN="http://testserver").status_code == 201
+    assert post("ivo://mine/2", HTTP_REFERER="http://testserver/newevent/").status_code == 201
+    # The other ways of sending the hashtag are not affected (scripts use them).
+    assert browser.get("/list_of_followups?format=json").status_code == 200
+    plain = Client()
+    assert (
+        plain.post(
+            "/cgi/newevent", {"EventID": "ivo://mine/3", "ra": "1", "dec": "2", "hashtag": hashtag}
+        ).status_code
+        == 201
+    )
 
 
 # ---------------------------------------------------------------- production settings

@@ -268,3 +268,40 @@ def test_curator_login_is_locked_out_after_wrong_passwords(django_user_model, cl
     other = Client()
     assert login(other, "right-password-1", address="198.51.100.7").status_code == 302
     assert other.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "ending", ["revoke every hashtag", "deactivate the observatory", "revoke the one used"]
+)
+def test_a_session_ends_when_its_hashtag_is_revoked_or_its_observatory_deactivated(
+    observatory, star_alert, client, media, ending
+):
+    from calibration.models import FollowupPoint
+    from observers.models import Hashtag
+
+    obs, hashtag = observatory
+    other = obs.issue_hashtag(label="second")
+    assert client.post("/login/", {"hashtag": hashtag}).status_code == 302
+    assert client.get("/upload/").status_code == 200  # logged in
+    if ending == "revoke every hashtag":
+        for tag in Hashtag.objects.filter(observatory=obs):
+            tag.revoke()
+    elif ending == "deactivate the observatory":
+        obs.active = False
+        obs.save()
+    else:
+        Hashtag.objects.find(hashtag).revoke()
+    with open(DECAM, "rb") as catalog:
+        form = client.post("/upload/", {"EventID": star_alert.ivorn, "MJD": "59373.1", "sexCat": catalog})
+    assert form.status_code == 302 and "next=/upload/" in form.url  # sent to log in again
+    with open(DECAM, "rb") as catalog:
+        api = client.post(
+            "/api/v1/points/", {"event_id": star_alert.ivorn, "mjd": 59373.2, "catalog": catalog}
+        )
+    assert api.status_code == 401, api.content
+    assert not FollowupPoint.objects.exists()
+    assert "_auth_user_id" not in client.session
+    if ending == "revoke the one used":
+        # The observatory's other hashtag still opens a new session.
+        assert client.post("/login/", {"hashtag": other}).status_code == 302
+        assert client.get("/upload/").status_code == 200
