@@ -30,6 +30,7 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 REAL_CATALOG = DATA / "decam-grb210605a-g-night1.cat"
 REAL_REFERENCES = DATA / "apass-dr10-grb210605a-field.csv"
 
+
 def apass_reference_set(path: Path = REAL_REFERENCES) -> ReferenceSet:
     """Load an APASS DR10 CSV extract into a ReferenceSet (tests and benchmark only)."""
     table = Table.read(path, format="ascii.csv", fill_values=[("NA", "0")])

@@ -6,6 +6,8 @@ this module guards it so that only :class:`gsafollowup.errors.BadCatalog` leaves
 """
 
 import io
+import itertools
+import math
 import os
 import re
 import struct
@@ -36,8 +38,33 @@ OPTIONAL_NAMES = {
     "y": ("Y_IMAGE",),
 }
 
-#: A compressed upload may not expand beyond this (decompression bombs).
+#: Limits on what one upload may make the reader do. They are checked while the bytes are read,
+#: before astropy allocates anything, so that no upload of MAX_UPLOAD_MB costs a worker more than
+#: about 300 MB or 5 s of CPU whatever its bytes (``python -m calibration.benchmarks.cost``).
+#: Each is far above real catalogs: DECam frames give about 11,000 rows of 20-40 columns, the
+#: largest real frames about 500,000 sources.
+MAX_ROWS = 1_000_000
+#: Values per row: SExtractor's vector columns (MAG_APER, FLUX_RADIUS, even a VIGNET) stay below.
+MAX_COLUMNS = 1000
+#: A row of MAX_COLUMNS values of 25-odd characters fits; a 2,000,000-value row does not.
+MAX_LINE_BYTES = 64 * 1024
+#: Lines of any kind (rows, comments, blank lines): the rows and a generous header.
+MAX_LINES = MAX_ROWS + 100_000
+#: The '#' lines before the first row: MAX_COLUMNS column definitions of about 100 characters.
+MAX_HEADER_BYTES = 2**20
+#: A compressed upload may not expand beyond this (decompression bombs). Text is parsed in blocks
+#: as it is inflated, so memory stays flat and this bounds the CPU time (about 1 s per 100 MB).
 MAX_UNCOMPRESSED_BYTES = 256 * 2**20
+#: gzip members of one file: one usually, a few for 'cat a.gz b.gz', 4,096 for a 256 MB bgzip file.
+MAX_GZIP_MEMBERS = 10_000
+#: astropy needs a FITS file whole, so an inflated one is held in memory: this bounds that memory.
+MAX_UNCOMPRESSED_FITS_BYTES = 80 * 2**20
+#: HDUs, header bytes (all HDUs together) and table columns (all tables together) of one FITS
+#: file: astropy builds an object per HDU, card and column. A DECam FITS_LDAC file of 62 chips has
+#: 125 HDUs, a few hundred kB of headers and about 2,500 columns.
+MAX_FITS_HDUS = 256
+MAX_FITS_HEADER_BYTES = 4 * 2**20
+MAX_FITS_COLUMNS = 10_000
 MAX_MESSAGE = 99
 
 #: What astropy and numpy raise on malformed input. Caught at the one boundary
@@ -79,7 +106,8 @@ FITS_BLOCK = 2880
 _HEADER_LINE = re.compile(r"^\s*#\s*(\d+)\s+([-\w]+)")
 _SEXAGESIMAL = re.compile(r"^\s*[-+]?\d{1,3}[: ]\d{1,2}[: ]\d")
 _DEGREE_UNITS = {"deg", "degree", "degrees"}
-_BAD_FLAGS = ~np.int64(3)  # SExtractor bits above 2 (saturated, truncated, ...) spoil the photometry
+_BAD_FLAGS = ~np.int64(3)
+HOURS_SAMPLE = 50_000  # SExtractor bits above 2 (saturated, truncated, ...) spoil the photometry
 
 
 @dataclass
@@ -119,14 +147,14 @@ def bad(message: str) -> BadCatalog:
     return BadCatalog(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...")
 
 
-def read_catalog(source, filename: str | None = None, max_rows: int = 2_000_000) -> SourceCatalog:
+def read_catalog(source, filename: str | None = None, max_rows: int = MAX_ROWS) -> SourceCatalog:
     """Read a catalog from bytes, a path or a binary file object; raise BadCatalog if unusable."""
     data = _bytes_of(source)
     try:
         with warnings.catch_warnings():
             # astropy warns about odd headers before failing or coping; the outcome is what counts.
             warnings.simplefilter("ignore")
-            return _parse(data, filename or "", max_rows, may_decompress=True)
+            return _parse(data, filename or "", max_rows)
     except BadCatalog:
         raise
     except UnicodeError as error:
@@ -155,119 +183,321 @@ def _bytes_of(source) -> bytes:
     raise TypeError(f"read_catalog needs bytes, a path or a binary file object, not {type(source).__name__}")
 
 
-def _parse(data: bytes, filename: str, max_rows: int, may_decompress: bool) -> SourceCatalog:
-    if not data.strip():
+_GZIP = b"\x1f\x8b"
+#: Text is handed on (and parsed) in pieces of about this size; gzip input is fed in smaller ones.
+_BLOCK = 4 * 2**20
+_INFLATE_INPUT = 2**20
+
+
+def _parse(data: bytes, filename: str, max_rows: int) -> SourceCatalog:
+    if not data or data.isspace():
         raise bad("the catalog file is empty")
-    if data[:2] == b"\x1f\x8b":
-        if not may_decompress:
-            raise bad("the catalog is compressed twice")
-        return _parse(_gunzip(data), filename, max_rows, may_decompress=False)
-    if data[:9] == b"SIMPLE  =":
-        return _read_fits(data, max_rows)
-    if data.startswith(_UTF16):
+    compressed = data[:2] == _GZIP
+    head, chunks = _peek(_gunzip(data) if compressed else _pieces(data), FITS_BLOCK)
+    if compressed and head[:2] == _GZIP:
+        raise bad("the catalog is compressed twice")
+    if head[:9] == b"SIMPLE  =":
+        return _read_fits(_whole_fits(chunks) if compressed else data, max_rows)
+    if head.startswith(_UTF16):
         raise bad("the catalog is UTF-16 text: save it as plain ASCII (or UTF-8) and upload again")
     for magic, kind in _NOT_CATALOGS:
-        if data.startswith(magic):
+        if head.startswith(magic):
             raise bad(f"this is {kind}, not a source catalog: upload SExtractor's ASCII_HEAD or FITS output")
-    if _MARKUP.match(data[:200]):
+    if _MARKUP.match(head[:200]):
         raise bad("this is HTML/XML (a web page or VOTable?), not a SExtractor ASCII_HEAD or FITS catalog")
     if filename.lower().endswith((".fits", ".fit", ".fts", ".ldac", ".fz")):
         raise bad("the file is named like FITS but is not a FITS file")
-    if b"\x00" in data:
-        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise bad(f"binary data (NUL byte on line {line}): expected a SExtractor ASCII_HEAD or FITS catalog")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise bad(f"not UTF-8 text (bad byte on line {line}): expected a SExtractor catalog") from error
-    return _read_ascii(text, max_rows)
+    reader = _AsciiReader(max_rows)
+    for chunk in chunks:
+        reader.feed(chunk)
+    return reader.finish()
 
 
-def _gunzip(data: bytes) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, MAX_UNCOMPRESSED_BYTES)
-    except zlib.error as error:
-        raise bad("the gzip file is corrupt: compress the catalog again") from error
-    if inflater.unconsumed_tail:
-        raise bad(f"the compressed catalog expands beyond {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
-    if not inflater.eof:
-        raise bad("the gzip file is truncated: the upload was cut short, send it again")
-    return out
+def _pieces(data: bytes):
+    for start in range(0, len(data), _BLOCK):
+        yield data[start : start + _BLOCK]
+
+
+def _peek(chunks, size: int):
+    """The first ``size`` bytes (fewer if that is all) and an iterator over every chunk, those included."""
+    taken = []
+    length = 0
+    for chunk in chunks:
+        taken.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            break
+    return b"".join(taken)[:size], itertools.chain(taken, chunks)
+
+
+def _gunzip(data: bytes):
+    """The inflated bytes of every gzip member in turn, in pieces, at most MAX_UNCOMPRESSED_BYTES in all.
+
+    Input is fed in small pieces (zlib copies what it has not consumed at every call) and output
+    comes out in pieces of at most _BLOCK bytes, so a bomb is stopped as soon as it passes the cap.
+    A concatenation of gzip members (``cat a.gz b.gz``, what gzip itself reads as one file) is read
+    whole; anything else after the last member is refused, as is a stream that stops short.
+    """
+    view = memoryview(data)
+    position = total = 0
+    ready: list[bytes] = []  # small outputs (many tiny members) are handed on together
+    ready_bytes = 0
+    for _member in range(MAX_GZIP_MEMBERS):
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        # zlib copies the input left after a member's end: start each member with a small piece
+        # and double it, so that many tiny members cost no more than one large one.
+        size = 4096
+        while not inflater.eof:
+            piece = inflater.unconsumed_tail
+            if not piece and position < len(data):
+                piece = view[position : position + size]
+                position += len(piece)
+                size = min(2 * size, _INFLATE_INPUT)
+            try:
+                out = inflater.decompress(piece, _BLOCK)
+            except zlib.error as error:
+                raise bad("the gzip file is corrupt: compress the catalog again") from error
+            if not out and not piece:
+                raise bad("the gzip file is truncated: the upload was cut short, send it again")
+            total += len(out)
+            if total > MAX_UNCOMPRESSED_BYTES:
+                raise bad(f"the compressed catalog expands beyond {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
+            ready.append(out)
+            ready_bytes += len(out)
+            if ready_bytes >= _INFLATE_INPUT:
+                yield b"".join(ready)
+                ready, ready_bytes = [], 0
+        position -= len(inflater.unused_data)
+        if position >= len(data):
+            break
+        if view[position : position + 2] != _GZIP:
+            extra = len(data) - position
+            raise bad(f"the gzip file has {extra} bytes of garbage after its end: compress the catalog again")
+    else:
+        raise bad(f"the gzip file has more than {MAX_GZIP_MEMBERS} members: compress the catalog as one file")
+    if ready_bytes:
+        yield b"".join(ready)
+
+
+def _whole_fits(chunks) -> bytes:
+    """An inflated FITS file in one piece (astropy needs it whole), refused beyond its own cap."""
+    parts = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_UNCOMPRESSED_FITS_BYTES:
+            raise bad(f"the compressed FITS file expands beyond {MAX_UNCOMPRESSED_FITS_BYTES // 2**20} MB")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 # ---------------------------------------------------------------- ASCII_HEAD
 
-
-def _read_ascii(text: str, max_rows: int) -> SourceCatalog:
-    # Tabs are valid separators in rows but defeat astropy's header pattern.
-    lines = text.replace("\t", " ").splitlines()
-    declared: dict[int, str] = {}
-    first_data = last_data = None
-    for line in lines:
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("#"):
-            match = _HEADER_LINE.match(line)
-            if match and first_data is None:
-                declared[int(match.group(1))] = match.group(2)
-            continue
-        if first_data is None:
-            first_data = line
-        last_data = line
-    names = list(declared.values())
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise bad(f"the header names column {twice[0]} twice: each column needs its own name")
-    if not declared:
-        raise bad("no SExtractor header: expected lines like '#   1 ALPHA_J2000' before the rows")
-    if first_data is None:
-        raise bad("the catalog has a header but no rows")
-    n_rows = sum(1 for line in lines if line.strip() and not line.lstrip().startswith("#"))
-    if n_rows > max_rows:
-        raise bad(f"the catalog has {n_rows} rows; the limit is {max_rows}")
-    n_values = len(first_data.split())
-    n_declared = max(declared)
-    if n_values < n_declared:
-        raise bad(f"the header declares {n_declared} columns but the rows have {n_values}")
-    n_last = len(last_data.split())
-    if n_last < n_values and not text.endswith(("\n", "\r")):
-        raise bad(f"the last row has {n_last} of {n_values} values: the file is truncated, send it again")
-    try:
-        table = _read_sextractor_rows(lines, first_data, n_values)
-    except InconsistentTableError as error:
-        raise bad(f"rows do not all have the {n_values} values the header implies") from error
-    declared_names = set(declared.values())
-
-    def get(name):
-        column = table[name]
-        if f"{name}_1" in table.colnames and f"{name}_1" not in declared_names:
-            # astropy reads extra values as a vector column; for these quantities it is a lie.
-            raise bad(f"header and rows disagree on the columns (extra values after {name})")
-        return column, column.unit
-
-    return _assemble(get, table.colnames, "ascii_head")
+# Comment lines among the rows: astropy's C reader takes about 40 ms per 60 kB comment line, so
+# they are cut out before it (searched from each newline, a literal the regex engine skips to).
+_COMMENT_LINES = re.compile(r"\n[ \f\v]*#[^\n]*(?=\n)")
 
 
-def _read_sextractor_rows(lines: list[str], first_data: str, n_values: int):
-    """The whole table: column names and units from astropy's SExtractor reader, rows from its C reader.
+class _AsciiReader:
+    """A SExtractor ASCII_HEAD catalog read as its bytes arrive, refused at the first limit passed.
 
-    astropy's SExtractor reader parses rows in Python (0.3 s for a 9,400-row DECam catalog); its
-    fast C reader does it in a few hundredths. The header is read by the SExtractor reader on
-    the header and the first row alone, so names (vector columns become NAME_1, ...) and units
-    are exactly astropy's. Unusual headers (repeated names) keep the SExtractor reader.
+    Bytes are cut into whole lines and checked (length, count, NUL, UTF-8) block by block; the
+    header is read by astropy's SExtractor reader on the header and the first row alone, once
+    its column counts are checked; each block of rows is parsed by astropy's fast C reader,
+    keeping only the columns the calibration reads. So the memory is a block plus those columns,
+    whatever the size of the file, and nothing is parsed beyond the first limit passed.
     """
-    header = [line for line in lines if line.lstrip().startswith("#")]
-    names_table = astropy_ascii.read([*header, first_data], format="sextractor", guess=False)
-    names = names_table.colnames
-    if len(names) != n_values or len(set(names)) != len(names):
-        return astropy_ascii.read(lines, format="sextractor", guess=False)
-    rows = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    table = astropy_ascii.read(rows, format="no_header", names=names, guess=False, fast_reader=True)
-    for name in names:
-        table[name].unit = names_table[name].unit
-    return table
+
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
+        self.lines = 0  # whole lines seen so far
+        self.pending: list[bytes] = []  # the start of a line whose end has not arrived
+        self.pending_bytes = 0
+        self.overlong: int | None = None  # number of a line past MAX_LINE_BYTES, skipped to its end
+        self.seen_text = False
+        self.header: list[str] = []
+        self.header_bytes = 0
+        self.declared: dict[int, str] = {}
+        self.first_data: str | None = None
+        self.n_values = 0
+        self.names: list[str] = []
+        self.units: dict = {}
+        self.found: dict[str, str] = {}
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.rows = 0
+
+    # -- bytes to whole lines
+
+    def feed(self, chunk: bytes) -> None:
+        # Tabs are valid separators in rows but defeat astropy's header pattern; CR and CRLF end lines.
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\t", b" ")
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            self._extend_pending(chunk)
+            return
+        if self.overlong is not None:
+            self._refuse_overlong()
+        block = b"".join([*self.pending, chunk[: cut + 1]])
+        self.pending, self.pending_bytes = [], 0
+        self._block(block)
+        self._extend_pending(chunk[cut + 1 :])
+
+    def _extend_pending(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self.pending_bytes += len(piece)
+        if self.overlong is None and self.pending_bytes > MAX_LINE_BYTES:
+            # Keep reading to the line's end without storing it: a bomb is then called a bomb.
+            self.overlong = self.lines + 1
+        if self.overlong is None:
+            self.pending.append(piece)
+        else:
+            self.pending = []
+
+    def _refuse_overlong(self):
+        raise bad(
+            f"line {self.overlong} is longer than {MAX_LINE_BYTES // 1024} kB: "
+            "a catalog row is much shorter; is this a catalog?"
+        )
+
+    def _block(self, block: bytes) -> None:
+        """Whole lines (ending in a newline): checked, then read as header or rows."""
+        first_line = self.lines + 1
+        ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
+        lengths = np.diff(ends, prepend=-1) - 1
+        longest = int(lengths.argmax())
+        if lengths[longest] > MAX_LINE_BYTES:
+            self.overlong = first_line + longest
+            self._refuse_overlong()
+        self.lines += len(ends)
+        if self.lines > MAX_LINES:
+            raise bad(f"the catalog has more than {MAX_LINES} lines (comments and blank lines count too)")
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            line = first_line + block.count(b"\n", 0, nul)
+            raise bad(f"binary data (NUL byte on line {line}): expected a SExtractor ASCII_HEAD or FITS file")
+        try:
+            text = block.decode("utf-8-sig" if first_line == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            line = first_line + block.count(b"\n", 0, error.start)
+            raise bad(f"not UTF-8 text (bad byte on line {line}): expected a SExtractor catalog") from error
+        if not self.seen_text and not text.isspace():
+            self.seen_text = True
+        if self.first_data is None:
+            text = self._header_lines(text)
+        if text:
+            self._rows(text)
+
+    # -- the header
+
+    def _header_lines(self, text: str) -> str:
+        """Take the header lines at the start of ``text``; return the rest (from the first row on)."""
+        position = 0
+        while position < len(text):
+            end = text.index("\n", position)
+            line = text[position:end]
+            stripped = line.lstrip()
+            if stripped.startswith("#"):
+                self.header_bytes += len(line)
+                if self.header_bytes > MAX_HEADER_BYTES:
+                    raise bad(f"the header (# lines before the rows) is over {MAX_HEADER_BYTES // 2**20} MB")
+                self.header.append(line)
+                match = _HEADER_LINE.match(line)
+                if match:
+                    number = int(match.group(1))
+                    if number > MAX_COLUMNS:
+                        raise bad(f"the header declares column {number}; at most {MAX_COLUMNS} can be read")
+                    self.declared[number] = match.group(2)
+            elif stripped:
+                self._first_row(line)
+                return text[position:]
+            position = end + 1
+        return ""
+
+    def _check_header(self) -> None:
+        names = list(self.declared.values())
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise bad(f"the header names column {twice[0]} twice: each column needs its own name")
+        if not self.declared:
+            raise bad("no SExtractor header: expected lines like '#   1 ALPHA_J2000' before the rows")
+
+    def _first_row(self, line: str) -> None:
+        """The header is complete: check it against the first row, then read its names and units."""
+        self._check_header()
+        self.first_data = line
+        self.n_values = n_values = len(line.split())
+        if n_values > MAX_COLUMNS:
+            raise bad(f"the first row has {n_values} values; at most {MAX_COLUMNS} columns can be read")
+        n_declared = max(self.declared)
+        if n_values < n_declared:
+            raise bad(f"the header declares {n_declared} columns but the rows have {n_values}")
+        # astropy's SExtractor reader on the header and the first row: its names (vector columns
+        # become NAME_1, ...) and units, exactly. Its rows are parsed by the fast reader below.
+        names_table = astropy_ascii.read([*self.header, line], format="sextractor", guess=False)
+        self.names = names_table.colnames
+        if len(self.names) != n_values:
+            raise bad(f"header and rows disagree on the columns ({len(self.names)} names, {n_values} values)")
+        self.units = {name: names_table[name].unit for name in self.names}
+        self.found = _choose_columns(self.names)
+        declared = set(self.declared.values())
+        for name in self.found.values():
+            if f"{name}_1" in self.names and f"{name}_1" not in declared:
+                # astropy reads extra values as a vector column; for these quantities it is a lie.
+                raise bad(f"header and rows disagree on the columns (extra values after {name})")
+        self.parts = {name: [] for name in self.found.values()}
+
+    # -- the rows
+
+    def _rows(self, text: str) -> None:
+        if "#" in text:
+            text = _COMMENT_LINES.sub("", "\n" + text)[1:]
+        if not text or text.isspace():
+            return
+        try:
+            table = astropy_ascii.read(
+                text,
+                format="no_header",
+                names=self.names,
+                include_names=list(self.parts),
+                guess=False,
+                fast_reader=True,
+            )
+        except InconsistentTableError as error:
+            raise bad(f"rows do not all have the {self.n_values} values the header implies") from error
+        self.rows += len(table)
+        if self.rows > self.max_rows:
+            raise bad(f"the catalog has more than {self.max_rows} rows; the limit is {self.max_rows}")
+        for name, parts in self.parts.items():
+            parts.append(_numeric(table[name], name))
+
+    def finish(self) -> SourceCatalog:
+        """The stream has ended: the last line, the checks of the whole file, the catalog."""
+        if self.overlong is not None:
+            self._refuse_overlong()
+        if self.pending:
+            last = b"".join(self.pending)
+            self.pending = []
+            n_last = len(last.split())
+            is_row = self.first_data is not None and not last.lstrip().startswith(b"#")
+            if is_row and 0 < n_last < self.n_values:
+                shown = f"{n_last} of {self.n_values}"
+                raise bad(f"the last row has {shown} values: the file is truncated, send it again")
+            self._block(last + b"\n")
+        if not self.seen_text:
+            raise bad("the catalog file is empty")
+        if self.first_data is None:
+            self._check_header()
+            raise bad("the catalog has a header but no rows")
+        columns = {
+            name: np.concatenate(parts) if len(parts) > 1 else parts[0] for name, parts in self.parts.items()
+        }
+        self.parts = {}
+
+        def get(name):
+            return columns[name], self.units[name]
+
+        return _assemble(get, self.names, "ascii_head")
 
 
 # ---------------------------------------------------------------- FITS and FITS_LDAC
@@ -276,10 +506,94 @@ def _read_sextractor_rows(lines: list[str], first_data: str, n_values: int):
 def _read_fits(data: bytes, max_rows: int) -> SourceCatalog:
     if len(data) % FITS_BLOCK:
         raise bad("the FITS file is truncated or damaged (its size is not a multiple of 2880 bytes)")
+    _check_fits_layout(data, max_rows)
     try:
         return _read_fits_tables(data, max_rows)
     except (OSError, EOFError, VerifyError, struct.error) as error:
         raise bad("the FITS file is truncated or damaged: write it again and upload the new file") from error
+
+
+_END_CARD = b"END" + b" " * 77
+_LAYOUT_KEYS = ("XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS", "GROUPS")
+
+
+def _check_fits_layout(data: bytes, max_rows: int) -> None:
+    """Walk the HDUs' headers and declared sizes before astropy builds anything from them.
+
+    Only the cards that give the layout are decoded (by astropy's Card); the limits on HDUs,
+    header bytes, columns and rows are enforced here. Where the walk cannot go on (no END card,
+    data beyond the end of the file, bytes that are no HDU) it stops and leaves the verdict to
+    astropy and the checks after it, which name those faults.
+    """
+    offset = header_total = columns = 0
+    for index in range(MAX_FITS_HDUS + 1):
+        if offset >= len(data) or (index and data[offset : offset + 8] != b"XTENSION"):
+            return
+        if index == MAX_FITS_HDUS:
+            raise bad(f"the FITS file has more than {MAX_FITS_HDUS} HDUs: is this a source catalog?")
+        end = _find_end_card(data, offset, MAX_FITS_HEADER_BYTES - header_total)
+        if end is None:
+            return
+        header_total += end - offset
+        cards = _layout_cards(data, offset, end)
+        n_axes = _fits_int(cards, "NAXIS", index, allowed=range(1000))
+        naxes = [_fits_int(cards, f"NAXIS{n}", index) for n in range(1, n_axes + 1)]
+        bitpix = _fits_int(cards, "BITPIX", index, allowed=(8, 16, 32, 64, -32, -64))
+        pcount = _fits_int(cards, "PCOUNT", index, default=0)
+        gcount = _fits_int(cards, "GCOUNT", index, default=1)
+        if index == 0 and cards.get("GROUPS") is True and naxes[:1] == [0]:
+            naxes = naxes[1:]  # random groups: NAXIS1 = 0 is no axis
+        size = abs(bitpix) // 8 * gcount * (pcount + (math.prod(naxes) if naxes else 0))
+        if str(cards.get("XTENSION", "")).strip() in ("BINTABLE", "TABLE"):
+            columns += _fits_int(cards, "TFIELDS", index, allowed=range(1000))
+            if columns > MAX_FITS_COLUMNS:
+                raise bad(f"the FITS tables have more than {MAX_FITS_COLUMNS} columns in all")
+            fits_in_file = end + size <= len(data)
+            if len(naxes) == 2 and naxes[1] > max_rows and fits_in_file:
+                raise bad(f"the catalog has {naxes[1]} rows; the limit is {max_rows}")
+        offset = end + -(-size // FITS_BLOCK) * FITS_BLOCK
+
+
+def _find_end_card(data: bytes, offset: int, budget: int) -> int | None:
+    """Where the header starting at ``offset`` ends (a block boundary), None if the file ends first."""
+    limit = min(len(data), offset + budget)
+    position = offset
+    while True:
+        found = data.find(_END_CARD, position, limit)
+        if found < 0:
+            if limit < len(data):
+                raise bad(
+                    f"the FITS headers are over {MAX_FITS_HEADER_BYTES // 2**20} MB: is this a catalog?"
+                )
+            return None
+        if (found - offset) % 80 == 0:
+            return offset + -(-(found - offset + 80) // FITS_BLOCK) * FITS_BLOCK
+        position = found + 1
+
+
+def _layout_cards(data: bytes, start: int, end: int) -> dict:
+    """The values of the layout keywords (NAXISn included) of one header, decoded by astropy's Card."""
+    values = {}
+    for position in range(start, end, 80):
+        keyword = data[position : position + 8].rstrip().decode("ascii", "replace")
+        if keyword in values or not (keyword.startswith("NAXIS") or keyword in _LAYOUT_KEYS):
+            continue
+        try:
+            card = fits.Card.fromstring(data[position : position + 80].decode("ascii", "replace"))
+            values[keyword] = card.value
+        except (VerifyError, ValueError):
+            values[keyword] = "?"
+    return values
+
+
+def _fits_int(cards: dict, key: str, index: int, default=None, allowed=None) -> int:
+    """A layout value that must be a non-negative integer (or one of ``allowed``)."""
+    value = cards.get(key, default)
+    valid = isinstance(value, int) and not isinstance(value, bool)
+    if valid and (value in allowed if allowed is not None else value >= 0):
+        return value
+    shown = "missing" if value is None else str(value)[:12]
+    raise bad(f"the FITS header of HDU {index} is invalid ({key} = {shown}): write the file again")
 
 
 def _read_fits_tables(data: bytes, max_rows: int) -> SourceCatalog:
@@ -335,43 +649,47 @@ def _checked_rows(hdul, index: int, hdu, file_size: int) -> int:
 # ---------------------------------------------------------------- common checks
 
 
-def _assemble(get, names, fmt: str) -> SourceCatalog:
-    """Pick the columns, check values and units, and build the catalog."""
-    upper = {n.upper(): n for n in names}
+_REQUIRED = (("ra", RA_NAMES), ("dec", DEC_NAMES), ("mag", MAG_NAMES), ("magerr", MAGERR_NAMES))
+
+
+def _choose_columns(names) -> dict[str, str]:
+    """The column read for each quantity: the first alias present, case ignored.
+
+    Refuses a missing required quantity, and a chosen column whose name another column repeats
+    in other letter case (MAG_AUTO and mag_auto): which one is meant cannot be known.
+    """
+    by_upper: dict[str, list[str]] = {}
+    for name in names:
+        by_upper.setdefault(name.upper(), []).append(name)
 
     def find(aliases):
-        return next((upper[a] for a in aliases if a in upper), None)
+        for alias in aliases:
+            same = by_upper.get(alias)
+            if same and len(same) > 1:
+                raise bad(f"columns {same[0]} and {same[1]} differ only in case: rename or remove one")
+            if same:
+                return same[0]
+        return None
 
-    found = {
-        key: find(aliases)
-        for key, aliases in (
-            ("ra", RA_NAMES),
-            ("dec", DEC_NAMES),
-            ("mag", MAG_NAMES),
-            ("magerr", MAGERR_NAMES),
-        )
-    }
-    missing = [
-        aliases[0]
-        for key, aliases in (
-            ("ra", RA_NAMES),
-            ("dec", DEC_NAMES),
-            ("mag", MAG_NAMES),
-            ("magerr", MAGERR_NAMES),
-        )
-        if found[key] is None
-    ]
+    found = {key: find(aliases) for key, aliases in (*_REQUIRED, *OPTIONAL_NAMES.items())}
+    missing = [aliases[0] for key, aliases in _REQUIRED if found[key] is None]
     if missing:
         hint = " (X_WORLD/Y_WORLD also do)" if found["ra"] is None or found["dec"] is None else ""
         raise bad(f"missing column(s) {', '.join(missing)}{hint}")
+    return {key: name for key, name in found.items() if name is not None}
+
+
+def _assemble(get, names, fmt: str) -> SourceCatalog:
+    """Pick the columns, check values and units, and build the catalog."""
+    found = _choose_columns(names)
     values = {}
-    for key, name in found.items():
-        array, unit = get(name)
-        values[key] = _numeric(array, name)
+    for key, _ in _REQUIRED:
+        array, unit = get(found[key])
+        values[key] = _numeric(array, found[key])
         if key in ("ra", "dec"):
-            _check_degrees(unit, name)
-    for key, aliases in OPTIONAL_NAMES.items():
-        name = find(aliases)
+            _check_degrees(unit, found[key])
+    for key in OPTIONAL_NAMES:
+        name = found.get(key)
         values[key] = _numeric(get(name)[0], name) if name else None
     n = len(values["ra"])
     if n == 0:
@@ -384,7 +702,8 @@ def _assemble(get, names, fmt: str) -> SourceCatalog:
         raise bad(f"{found['dec']} has values beyond +-90: positions must be decimal degrees")
     if ra.min() < -180.0 or ra.max() > 360.0:
         raise bad(f"{found['ra']} has values outside 0..360: positions must be decimal degrees")
-    columns = {key: (v[keep] if v is not None else None) for key, v in values.items()}
+    every = bool(keep.all())  # the usual case: no copy of a million-row column
+    columns = {key: (v if every or v is None else v[keep]) for key, v in values.items()}
     wrapped = ra % 360.0
     columns["ra"] = np.where(wrapped >= 360.0, 0.0, wrapped)  # -1e-300 % 360 rounds to 360
     if columns["flags"] is not None:
@@ -401,6 +720,8 @@ def _assemble(get, names, fmt: str) -> SourceCatalog:
 
 
 def _numeric(array, name: str) -> np.ndarray:
+    if type(array) is np.ndarray and array.dtype == np.float64 and array.ndim == 1:
+        return array  # converted already (the streamed ASCII reader does it block by block)
     # Plain masked view: astropy columns carry units and metadata the core must not drag along.
     array = np.ma.MaskedArray(np.ma.getdata(array).view(np.ndarray), mask=np.ma.getmaskarray(array))
     if array.ndim != 1:
@@ -437,14 +758,18 @@ def _looks_like_hours(catalog: SourceCatalog) -> bool:
     """
     if catalog.x is None or catalog.y is None:
         return False
-    ok = np.isfinite(catalog.x) & np.isfinite(catalog.y)
+    # An affine fit on an even sample of HOURS_SAMPLE sources gives the same verdict as on all
+    # of them, and keeps a million-source frame from costing hundreds of MB of temporaries.
+    step = -(-len(catalog) // HOURS_SAMPLE)
+    x, y = catalog.x[::step], catalog.y[::step]
+    ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 10:
         return False
-    ra, dec = catalog.ra[ok], catalog.dec[ok]
+    ra, dec = catalog.ra[::step][ok], catalog.dec[::step][ok]
     ra0, dec0 = np.median(ra), np.median(dec)
     xi = ((ra - ra0 + 180.0) % 360.0 - 180.0) * np.cos(np.radians(dec0))
     eta = dec - dec0
-    design = np.column_stack((catalog.x[ok], catalog.y[ok], np.ones(ok.sum())))
+    design = np.column_stack((x[ok], y[ok], np.ones(ok.sum())))
     solution, _, rank, _ = np.linalg.lstsq(design, np.column_stack((xi, eta)), rcond=None)
     if rank < 3:
         return False

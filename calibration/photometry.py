@@ -21,7 +21,7 @@ from scipy import stats
 from scipy.optimize import nnls
 
 from calibration.catalogs import SourceCatalog
-from calibration.matching import LARGE_OFFSET_ARCSEC, CatalogIndex, Match, Nearest
+from calibration.matching import FIRST_RADIUS_ARCSEC, LARGE_OFFSET_ARCSEC, CatalogIndex, Match, Nearest
 from calibration.surveys import BANDS, COLOUR_OF_BAND, SURVEYS, ReferenceSet
 from gsafollowup.errors import BadInput, CalibrationImpossible
 
@@ -887,7 +887,15 @@ def _no_band_message(candidates: list[_Candidate]) -> str:
     """Why no candidate could calibrate: no match at all, or the guard that stopped the best one."""
     best = max(candidates, key=lambda c: len(c.stars["y"]))
     if not any(len(c.match) for c in candidates):
-        return "no reference star matched a catalog source within 5 arcsec: is the catalog's WCS right?"
+        # The first stage pairs within FIRST_RADIUS_ARCSEC whatever the radius asked for: pairs
+        # there and none at the final radius mean the radius (matchDist) is too small, not the WCS.
+        if any(c.match.first_pairs for c in candidates):
+            radius = min(c.match.radius_arcsec for c in candidates)
+            return f"no reference star matched within {radius:.2g} arcsec: give a larger matchDist or auto"
+        return (
+            f"no reference star matched a catalog source within {FIRST_RADIUS_ARCSEC:g} arcsec: "
+            "is the catalog's WCS right?"
+        )
     return f"no usable reference band; best was {best.survey}/{best.band}: {best.rejected}"
 
 

@@ -260,7 +260,11 @@ def set_hidden(point: FollowupPoint, hidden: bool) -> None:
 
 
 def recalibrate_point(point: FollowupPoint) -> dict:
-    """Recompute a stored point from its kept catalog with the current algorithm; returns the change."""
+    """Recompute a stored point from its kept catalog with the current algorithm; returns the change.
+
+    Only the columns the calibration owns are written, on the row re-read under a lock: a point
+    hidden (or recalibrated) by someone else since ``point`` was read keeps that change.
+    """
     if point.imported or not point.catalog_sha256:
         raise CalibrationImpossible(
             f"Follow-up {point.pk} has no kept catalog (imported from the old server)."
@@ -273,23 +277,25 @@ def recalibrate_point(point: FollowupPoint) -> dict:
     result = run_calibration(
         content, point.catalog_name, point.alert, request.get("match_dist"), request.get("force_filter", "no")
     )
-    old = {
-        k: getattr(point, k) for k in ("mag", "mag_err", "calib_err", "filter", "survey", "algorithm_version")
-    }
-    history = list(point.details.get("history", []))
     fields = point_fields(result)
-    new = {k: fields[k] for k in old}
-    history.append({"at": timezone.now().isoformat(), "old": old, "new": new})
-    details = result.to_dict()
-    details["request"] = request
-    details["history"] = history
-    for name, value in fields.items():
-        setattr(point, name, value)
-    point.details = details
     try:
         with transaction.atomic():
-            point.save()
+            current = FollowupPoint.objects.select_for_update().filter(pk=point.pk).first()
+            if current is None:
+                raise NotFound(f"Follow-up {point.pk} was deleted during the recalibration.")
+            keys = ("mag", "mag_err", "calib_err", "filter", "survey", "algorithm_version")
+            old = {k: getattr(current, k) for k in keys}
+            new = {k: fields[k] for k in keys}
+            details = result.to_dict()
+            details["request"] = request
+            details["history"] = [
+                *current.details.get("history", []),
+                {"at": timezone.now().isoformat(), "old": old, "new": new},
+            ]
+            for name, value in fields.items():
+                setattr(current, name, value)
+            current.details = details
+            current.save(update_fields=[*fields, "details", "updated"])
     except IntegrityError:
-        point.refresh_from_db()
         raise Duplicate(f"Recalibrating follow-up {point.pk} would duplicate another stored point.") from None
     return {"id": point.pk, "old": old, "new": new}
