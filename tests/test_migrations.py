@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("calibration", "0003_remote_coverage")]
-AFTER = [("calibration", "0004_statistical_mag_err")]
+BEFORE = [("calibration", "0003_remote_coverage"), ("alerts", "0002_ivorn_key")]
+AFTER = [("calibration", "0004_statistical_mag_err"), ("alerts", "0002_ivorn_key")]
 
 
 def migrate(targets):
@@ -26,7 +26,8 @@ def test_points_stored_with_the_total_error_keep_the_statistical_part():
     FollowupPoint = apps.get_model("calibration", "FollowupPoint")
     User = apps.get_model("auth", "User")
     # Historical models do not run Alert.save, which keeps the key.
-    alert = Alert.objects.create(ivorn="ivo://migration/test", ivorn_key="ivo://migration/test", ra=10.0, dec=20.0)
+    ivorn = "ivo://migration/test"
+    alert = Alert.objects.create(ivorn=ivorn, ivorn_key=ivorn, ra=10.0, dec=20.0)
     observatory = Observatory.objects.create(
         name="Old", prefix="Old", longitude=0, latitude=0, user=User.objects.create(username="old")
     )
