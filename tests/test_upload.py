@@ -507,3 +507,10 @@ def test_stored_errors_are_counted_once_in_every_light_curve_output(observatory,
     assert mine["mag_err"] == pytest.approx(stat) and mine["total_err"] == pytest.approx(total)
     page = client.get(f"/followup_point/{point.pk}/").content.decode()
     assert f"± {total:.3f}" in page and f"{stat:.3f} / {calib:.3f} mag" in page
+
+
+def test_unknown_extra_fields_are_ignored(observatory, star_alert, client):
+    """BHTOM sends fits_id with every upload; the contract says unknown fields are ignored."""
+    _, hashtag = observatory
+    response = upload(client, hashtag, fits_id="4711", observatory_name="x", dryRun="1")
+    assert response.status_code == 200, response.content
