@@ -37,6 +37,15 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
+def login_address(request) -> str | None:
+    """The client address for django-axes' records: a valid IP address, or None (e.g. force_login)."""
+    address = client_address(request)
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
 def failure_address(request) -> str:
     """What wrong hashtags are counted against: the IPv4 address, or the IPv6 /64 network.
 
