@@ -117,7 +117,8 @@ def new_event(request):
                 form.add_error(None, error.message)
                 status = error.http_status
             else:
-                messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}).")
+                where = f" at the position of {alert.position_from}" if alert.position_from else ""
+                messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}){where}.")
                 return redirect("alert-list")
     return render(request, "alerts/new_event.html", {"form": form}, status=status)
 
