@@ -361,3 +361,10 @@ def link_harvested(alert: Alert, record: HarvestedObject) -> None:
             add_alias(alert, name, source)
         except Duplicate:
             continue  # another alert has that name: the curator merges them if they are one
+
+
+def refine_position(alert: Alert, ra, dec) -> Alert:
+    """Move an alert to a better position (a later GCN packet with a smaller error circle)."""
+    alert.ra, alert.dec = clean_coordinates(ra, dec)
+    alert.save(update_fields=["ra", "dec", "updated"])
+    return alert

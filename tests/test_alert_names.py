@@ -162,7 +162,9 @@ def test_merge_refuses_to_store_one_measurement_twice(db, make_observatory):
 
 def test_admin_merge_and_undo(twins, curator, client):
     keep, other = twins
-    client.force_login(curator)
+    # A real login: force_login has no client address, which django-axes cannot store on PostgreSQL.
+    login = client.post("/admin/login/", {"username": "curator", "password": "a-long-curator-password"})
+    assert login.status_code == 302
     changelist = "/admin/alerts/alert/"
     picked = {"action": "merge", "_selected_action": [keep.pk, other.pk]}
     page = client.post(changelist, picked)
