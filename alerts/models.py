@@ -86,6 +86,11 @@ class Alert(models.Model):
     def name(self) -> str:
         return alert_name(self.ivorn)
 
+    @property
+    def short_ivorn(self) -> str:
+        """The IVORN as lists show it: without ivo:// (Gaia16aye, asassn/ASASSN-14fv)."""
+        return self.ivorn.removeprefix("ivo://")
+
 
 class Alias(models.Model):
     """Another name of an alert (TNS 2024abc, Gaia16aye, ZTF24aaabbbb, a merged alert's IVORN).
