@@ -260,7 +260,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "gsafollowup API",
     "DESCRIPTION": (
         "Alerts, calibrated follow-up photometry and reference surveys. Authenticate with the header "
-        '`Authorization: Hashtag <value>`. Errors are `{"error": {"code": ..., "message": ...}}`.'
+        "`Authorization: Hashtag <value>`. Errors are `{\"error\": {\"code\": ..., \"message\": ...}}`."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
