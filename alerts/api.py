@@ -2,23 +2,22 @@
 
 import math
 
-from django.db.models import Q
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.permissions import IsAuthenticatedOrReadOnly
+from rest_framework.permissions import IsAdminUser, IsAuthenticatedOrReadOnly
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from calibration.services import angular_distance_deg
-from gsafollowup.errors import NotFound
+from gsafollowup.errors import BadInput, NotFound
 from gsafollowup.http import ApiMixin
 
 from .lightcurves import export_lightcurve, load_lightcurve, mjd_to_iso
 from .models import Alert
-from .services import create_alert
+from .selectors import angular_distance_deg, in_box, parse_cone, search_names
+from .services import add_alias, create_alert
 
 DOWNLOADS = {"csv": "text/csv", "ecsv": "text/plain", "votable": "application/x-votable+xml"}
 
@@ -32,6 +31,9 @@ class AlertSerializer(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True, help_text="Last element of the IVORN")
     nfollowup = serializers.IntegerField(read_only=True, help_text="Visible follow-up points")
     lightcurve = serializers.SerializerMethodField(help_text="This alert's light curve in the API")
+    aliases = serializers.SlugRelatedField(
+        many=True, read_only=True, slug_field="name", help_text="Other names (TNS, Gaia, survey ids)"
+    )
 
     class Meta:
         model = Alert
@@ -46,6 +48,7 @@ class AlertSerializer(serializers.ModelSerializer):
             "comment",
             "nfollowup",
             "lightcurve",
+            "aliases",
         ]
 
     def get_lightcurve(self, alert) -> str:
@@ -56,11 +59,26 @@ class AlertCreateSerializer(serializers.Serializer):
     """A new alert; the service checks the values again and refuses an existing IVORN (409)."""
 
     ivorn = serializers.CharField(max_length=255, help_text="Unique name, e.g. ivo://Gaia/Gaia24abc")
-    ra = serializers.FloatField(min_value=0.0, max_value=360.0, help_text="Degrees (ICRS)")
-    dec = serializers.FloatField(min_value=-90.0, max_value=90.0, help_text="Degrees (ICRS)")
+    ra = serializers.FloatField(
+        min_value=0.0,
+        max_value=360.0,
+        required=False,
+        help_text="Degrees (ICRS); leave out for a TNS/Gaia name",
+    )
+    dec = serializers.FloatField(
+        min_value=-90.0,
+        max_value=90.0,
+        required=False,
+        help_text="Degrees (ICRS); leave out for a TNS/Gaia name",
+    )
     url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
     published = serializers.DateTimeField(required=False, help_text="Default: now")
+    separate = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text='true: create it even within 1.5" of an existing alert (else 409 nearby_alert)',
+    )
 
 
 class Cone:
@@ -68,36 +86,17 @@ class Cone:
 
     def __init__(self, text: str):
         try:
-            ra, dec, radius = (float(part) for part in text.split(","))
-        except ValueError:
-            raise serializers.ValidationError("cone must be 'ra,dec,radius' in degrees.") from None
-        if not all(math.isfinite(v) for v in (ra, dec, radius)):
-            raise serializers.ValidationError("cone values must be finite numbers.")
-        if not (0 <= ra <= 360 and -90 <= dec <= 90 and 0 < radius <= 180):
-            raise serializers.ValidationError("cone needs 0<=ra<=360, -90<=dec<=90 and 0<radius<=180.")
-        self.ra, self.dec, self.radius = ra, dec, radius
-
-    def ra_half_width(self) -> float | None:
-        """Half the RA range of the cone (degrees), or None when it holds a pole."""
-        if abs(self.dec) + self.radius >= 90:
-            return None
-        ratio = math.sin(math.radians(self.radius)) / math.cos(math.radians(self.dec))
-        # A hair wider than the tangent points, so rounding never drops an alert on the edge.
-        return math.degrees(math.asin(min(1.0, ratio))) + 1e-9
+            self.ra, self.dec, self.radius = parse_cone(text)
+        except BadInput as error:
+            raise serializers.ValidationError(error.message) from None
 
     def select(self, alerts):
         """Narrow to the bounding box in SQL, then keep the alerts within the exact distance."""
-        nearby = alerts.filter(dec__gte=self.dec - self.radius, dec__lte=self.dec + self.radius)
-        half = self.ra_half_width()
-        if half is not None and half < 180:
-            low, high = self.ra - half, self.ra + half
-            if low < 0:
-                nearby = nearby.filter(Q(ra__gte=low + 360) | Q(ra__lte=high))
-            elif high > 360:
-                nearby = nearby.filter(Q(ra__gte=low) | Q(ra__lte=high - 360))
-            else:
-                nearby = nearby.filter(ra__gte=low, ra__lte=high)
-        return [a for a in nearby if angular_distance_deg(self.ra, self.dec, a.ra, a.dec) <= self.radius]
+        return [
+            a
+            for a in in_box(alerts, self.ra, self.dec, self.radius)
+            if angular_distance_deg(self.ra, self.dec, a.ra, a.dec) <= self.radius
+        ]
 
 
 class AlertFilterSerializer(serializers.Serializer):
@@ -106,7 +105,7 @@ class AlertFilterSerializer(serializers.Serializer):
     )
     published_since = serializers.DateTimeField(required=False, help_text="Published at or after (ISO 8601)")
     cone = serializers.CharField(required=False, max_length=100, help_text="ra,dec,radius in degrees")
-    search = serializers.CharField(required=False, max_length=255, help_text="Part of the IVORN")
+    search = serializers.CharField(required=False, max_length=255, help_text="Part of an IVORN or alias")
 
     def validate_cone(self, value: str) -> Cone:
         return Cone(value)
@@ -126,13 +125,13 @@ class AlertListView(ApiMixin, generics.ListCreateAPIView):
 
     def get_queryset(self):
         filters = self.filters()
-        alerts = Alert.objects.with_followup_stats().order_by("-id")
+        alerts = Alert.objects.with_followup_stats().prefetch_related("aliases").order_by("-id")
         if filters.get("observed") is not None:
             alerts = alerts.filter(nfollowup__gt=0) if filters["observed"] else alerts.filter(nfollowup=0)
         if "published_since" in filters:
             alerts = alerts.filter(published__gte=filters["published_since"])
         if filters.get("search"):
-            alerts = alerts.filter(ivorn__icontains=filters["search"])
+            alerts = search_names(alerts, filters["search"])
         if "cone" in filters:
             return filters["cone"].select(alerts)
         return alerts
@@ -145,9 +144,12 @@ class AlertListView(ApiMixin, generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         data = AlertCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        alert = create_alert(user=request.user, **data.validated_data)
-        alert = Alert.objects.with_followup_stats().get(pk=alert.pk)
-        return Response(AlertSerializer(alert, context={"request": request}).data, status=201)
+        created = create_alert(user=request.user, **data.validated_data)
+        alert = Alert.objects.with_followup_stats().get(pk=created.pk)
+        body = AlertSerializer(alert, context={"request": request}).data
+        if created.position_from:
+            body["position_from"] = created.position_from
+        return Response(body, status=201)
 
 
 @extend_schema(tags=["alerts"])
@@ -156,6 +158,29 @@ class AlertDetailView(ApiMixin, generics.RetrieveAPIView):
 
     serializer_class = AlertSerializer
     queryset = Alert.objects.with_followup_stats()
+
+
+class AliasCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, help_text="Another name (2024abc, ZTF24aaabbbb)")
+
+
+@extend_schema(tags=["alerts"])
+class AliasCreateView(ApiMixin, generics.GenericAPIView):
+    """Curators give an alert another name (e.g. the one a 409 nearby_alert suggested)."""
+
+    queryset = Alert.objects.all()
+    permission_classes = [IsAdminUser]
+    serializer_class = AliasCreateSerializer
+    pagination_class = None
+
+    @extend_schema(request=AliasCreateSerializer, responses={201: AlertSerializer, 200: AlertSerializer})
+    def post(self, request, pk: int):
+        data = AliasCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = add_alias(self.get_object(), data.validated_data["name"])
+        alert = Alert.objects.with_followup_stats().get(pk=pk)
+        body = AlertSerializer(alert, context={"request": request}).data
+        return Response(body, status=201 if created else 200)
 
 
 class LightCurvePointSerializer(serializers.Serializer):

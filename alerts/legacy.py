@@ -9,14 +9,18 @@ from .services import create_alert, legacy_time
 
 class NewEventSerializer(serializers.Serializer):
     EventID = serializers.CharField(max_length=1000, trim_whitespace=False)
-    ra = serializers.CharField(max_length=50)
-    dec = serializers.CharField(max_length=50)
+    # Both may be left out for a TNS or Gaia name: the position of its last harvest is taken.
+    ra = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
+    dec = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     comment = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    # New: 1 creates the alert even within 1.5" of an existing one (otherwise 409, to add an alias).
+    separate = serializers.BooleanField(required=False, default=False)
 
 
 def alert_payload(alert) -> dict:
-    return {
+    """The legacy answer; ``position_from`` only when the position was taken from a harvest."""
+    payload = {
         "id": alert.pk,
         "ivorn": alert.ivorn,
         "ra": alert.ra,
@@ -25,6 +29,9 @@ def alert_payload(alert) -> dict:
         "published": legacy_time(alert.published),
         "comment": alert.comment,
     }
+    if getattr(alert, "position_from", ""):
+        payload["position_from"] = alert.position_from
+    return payload
 
 
 class NewEventView(LegacyView):
@@ -41,6 +48,7 @@ class NewEventView(LegacyView):
             url=data["url"],
             comment=data["comment"],
             user=request.user,
+            separate=data["separate"],
         )
         return self.respond(
             request, alert_payload(alert), "alerts/created.html", {"alert": alert}, status=201

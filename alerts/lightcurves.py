@@ -17,6 +17,7 @@ from astropy.table import Table
 from gsafollowup.errors import BadInput, UnknownEvent
 
 from .models import Alert
+from .selectors import alert_by_name
 
 #: Key order of the legacy server's answers, so our bodies read like the old ones.
 LEGACY_KEYS = ("mjd", "magerr", "alert_name", "observatory", "caliberr", "mag", "catalog", "filter", "id")
@@ -45,9 +46,8 @@ def find_alert(params) -> tuple[Alert, str | None]:
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         # No IVORN has them (clean_ivorn), and PostgreSQL refuses a NUL in a query.
         raise BadInput("alert_name contains control characters.")
-    # People type bare names (Gaia16aye): try them as ivo:// IVORNs too.
-    candidates = [name] if "://" in name else [name, f"ivo://{name}"]
-    alert = Alert.objects.filter(ivorn__in=candidates).order_by("ivorn").first()
+    # People type bare names (Gaia16aye) and aliases (2024abc, ZTF24aaabbbb): all find the alert.
+    alert = alert_by_name(name)
     if alert is None:
         raise UnknownEvent(f"No alert named {name}.")
     return alert, alert.ivorn

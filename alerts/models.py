@@ -39,7 +39,10 @@ class Alert(models.Model):
     )
     ra = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(360.0)], help_text="Degrees")
     dec = models.FloatField(
-        validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)], help_text="Degrees"
+        validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)],
+        help_text="Degrees",
+        # Cone searches and the 1.5" neighbour check narrow by a Dec band first.
+        db_index=True,
     )
     url = models.URLField(max_length=500, blank=True, help_text="Where the alert was announced")
     published = models.DateTimeField(
@@ -82,3 +85,124 @@ class Alert(models.Model):
     @property
     def name(self) -> str:
         return alert_name(self.ivorn)
+
+    @property
+    def short_ivorn(self) -> str:
+        """The IVORN as lists show it: without ivo:// (Gaia16aye, asassn/ASASSN-14fv)."""
+        return self.ivorn.removeprefix("ivo://")
+
+
+class Alias(models.Model):
+    """Another name of an alert (TNS 2024abc, Gaia16aye, ZTF24aaabbbb, a merged alert's IVORN).
+
+    Names are cleaned like IVORNs (NFC, nothing invisible) and ``key`` is their twin key, unique,
+    so that no two aliases, whatever their case or look-alike letters, can name two alerts.
+    """
+
+    class Source(models.TextChoices):
+        CURATOR = "curator", "curator"
+        TNS = "tns", "TNS"
+        GAIA = "gaia", "Gaia Science Alerts"
+        GCN = "gcn", "GCN"
+        SURVEY = "survey", "survey id (TNS internal name)"
+        MERGE = "merge", "IVORN of a merged alert"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="aliases")
+    name = models.CharField(max_length=255, unique=True)
+    key = models.CharField(max_length=255, unique=True, editable=False, help_text="The name as read")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CURATOR)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["alert", "name"]
+        verbose_name_plural = "aliases"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.key = ivorn_key(self.name)
+        super().save(*args, **kwargs)
+
+
+class AlertMerge(models.Model):
+    """One curator's merge of an alert into another: what moved, so that it can be undone."""
+
+    target = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="merges_in")
+    merged_id = models.PositiveBigIntegerField(help_text="The id the merged alert had")
+    merged_ivorn = models.CharField(max_length=255)
+    #: The merged alert's own fields, so that undo brings it back as it was (same id).
+    merged_fields = models.JSONField()
+    moved = models.JSONField(help_text="Ids that moved: points, aliases, Gaia points, harvested records")
+    ivorn_alias = models.CharField(max_length=255, help_text="The alias made from the merged IVORN")
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    undone = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.merged_ivorn} into {self.target_id}"
+
+
+class HarvestedObject(models.Model):
+    """The last harvested record of an object in a source (a TNS row, a Gaia index row, a GCN packet).
+
+    Kept whether or not it became an alert: the new-event form fills coordinates from it, and
+    ``digest`` (of the row as read) lets a re-harvest of the same file write nothing.
+    """
+
+    class Source(models.TextChoices):
+        TNS = "tns", "TNS"
+        GAIA = "gaia", "Gaia Science Alerts"
+        GCN = "gcn", "GCN notice"
+
+    source = models.CharField(max_length=8, choices=Source.choices)
+    name = models.CharField(max_length=255, help_text="TNS name, Gaia name, or the GCN packet's IVORN")
+    ra = models.FloatField(help_text="Degrees")
+    dec = models.FloatField(help_text="Degrees")
+    discovered = models.DateTimeField(null=True, blank=True, help_text="Discovery or trigger time (UTC)")
+    mag = models.FloatField(null=True, blank=True, help_text="Discovery or alert magnitude")
+    kind = models.CharField(max_length=64, blank=True, help_text="TNS type, Gaia class, GCN packet type")
+    data = models.JSONField(help_text="The row or packet fields as read")
+    digest = models.CharField(max_length=64, editable=False)
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.SET_NULL, related_name="harvested"
+    )
+    harvested = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["source", "name"]
+        constraints = [models.UniqueConstraint(fields=["source", "name"], name="unique_harvested_name")]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.name}"
+
+
+class GaiaPoint(models.Model):
+    """One Gaia G magnitude of an alert from its Gaia Science Alerts light curve.
+
+    A series of its own: never a follow-up point and never used in calibration. ``mag_err`` is
+    the approximation of the Gaia G error from the magnitude (see alerts.sources.gaia), so
+    ``err_approximate`` says it is not a measured error.
+    """
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="gaia_points")
+    jd_tcb = models.FloatField(help_text="As published: Julian Date, TCB")
+    mjd = models.FloatField(help_text="MJD (UTC) converted from jd_tcb with astropy")
+    mag = models.FloatField(help_text="Gaia G")
+    mag_err = models.FloatField(help_text="Approximate: from the magnitude, not measured")
+    err_approximate = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["alert", "mjd"]
+        constraints = [models.UniqueConstraint(fields=["alert", "jd_tcb"], name="unique_gaia_point")]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id} G={self.mag:.2f} at MJD {self.mjd:.5f}"

@@ -6,12 +6,15 @@ from urllib.parse import urlencode
 
 from astropy import units as u
 from astropy.coordinates import Angle
+from astropy.time import Time
+from django.core.paginator import Paginator
 from django.urls import get_script_prefix, reverse
 from django.utils.safestring import mark_safe
 
-from .lightcurves import FORMATS, LightCurve
-from .models import Alert
+from .lightcurves import FORMATS, LightCurve, mjd_to_iso
+from .models import Alert, Alias, GaiaPoint
 from .plots import band_order, figure_script, lightcurve_figure
+from .selectors import ListQuery, list_alerts, parse_cone, parse_sort
 
 GAIA_NAME = re.compile(r"^Gaia\d{2}[a-z]{1,4}$")
 GAIA_ALERT_URL = "https://gsaweb.ast.cam.ac.uk/alerts/alert/{name}/"
@@ -23,6 +26,30 @@ def sexagesimal(ra: float, dec: float) -> tuple[str, str]:
     ra_hms = Angle(ra, u.deg).to_string(unit=u.hourangle, sep=":", precision=2, pad=True)
     dec_dms = Angle(dec, u.deg).to_string(unit=u.deg, sep=":", precision=1, pad=True, alwayssign=True)
     return ra_hms, dec_dms
+
+
+TNS_URL = "https://www.wis-tns.org/object/{name}"
+ASASSN_NAME = re.compile(r"^ASASSN-?\d{2}[a-z]{2,3}$")
+TNS_NAME = re.compile(r"^\d{4}[a-z]{1,4}$")
+
+
+def links_out(alert: Alert, names: list[str]) -> list[dict]:
+    """Pages about the object elsewhere: TNS, Gaia alerts, ASAS-SN transients, from its names."""
+    links = []
+    for name in [alert.name, *names]:
+        if TNS_NAME.match(name):
+            links.append({"label": f"TNS {name}", "url": TNS_URL.format(name=name)})
+        elif GAIA_NAME.match(name):
+            links.append({"label": f"Gaia alert {name}", "url": GAIA_ALERT_URL.format(name=name)})
+        elif ASASSN_NAME.match(name):
+            links.append(
+                {
+                    "label": f"ASAS-SN {name}",
+                    "url": "https://www.astronomy.ohio-state.edu/asassn/transients.html",
+                }
+            )
+    unique = {link["url"]: link for link in links}
+    return list(unique.values())
 
 
 def origin_url(alert: Alert) -> str:
@@ -123,11 +150,18 @@ def downloads(alert: Alert) -> list[dict]:
 
 
 def lightcurve_page(lc: LightCurve, user) -> dict:
-    """The template context of GET /get_alert_lc."""
+    """The template context of GET /get_alert_lc and of the alert's page."""
     alert = lc.alert
     ra_hms, dec_dms = sexagesimal(alert.ra, alert.dec)
     deletable = deletable_points(lc, user)
+    aliases = list(alert.aliases.values_list("name", flat=True))
+    gaia = gaia_series(alert)
+    figure = lightcurve_figure(lc, gaia) if len(lc) or gaia else None
     return {
+        "aliases": aliases,
+        "links_out": links_out(alert, aliases),
+        "ngaia": len(gaia[0]) if gaia else 0,
+        "upload_url": f"{reverse('upload')}?{urlencode({'EventID': alert.ivorn})}",
         "alert": alert,
         "ra_hms": ra_hms,
         "dec_dms": dec_dms,
@@ -135,10 +169,83 @@ def lightcurve_page(lc: LightCurve, user) -> dict:
         "npoints": len(lc),
         "nlimits": sum(lc.is_limit),
         "bands": band_order(lc.filter),
-        "plot": figure_script(lightcurve_figure(lc)) if len(lc) else "",
+        "plot": figure_script(figure) if figure is not None else "",
         "rows": point_rows(lc, deletable),
         "can_delete": deletable is not None,
         # The legacy path is part of the contract, so it is fixed; only a deployment prefix varies.
         "delete_url": f"{get_script_prefix()}cgi/delpoint",
         "downloads": downloads(alert),
+    }
+
+
+def gaia_series(alert: Alert) -> tuple[list, list, list] | None:
+    """The alert's Gaia G light curve as (mjd, mag, approximate error) lists, or None."""
+    rows = list(GaiaPoint.objects.filter(alert=alert).order_by("mjd").values_list("mjd", "mag", "mag_err"))
+    if not rows:
+        return None
+    mjd, mag, err = (list(column) for column in zip(*rows, strict=True))
+    return mjd, mag, err
+
+
+PAGE_SIZE = 50
+COLUMNS = (
+    ("id", "id"),
+    ("name", "Alert"),
+    ("ra", "RA"),
+    ("dec", "Dec"),
+    ("published", "Published (UTC)"),
+    ("points", "Points"),
+    ("latest", "Latest point"),
+)
+
+
+def table_rows(alerts) -> list[dict]:
+    """Alerts of one page with their aliases, the latest point's date and how many days ago."""
+    alerts = list(alerts)
+    names = {}
+    for alert_id, name in Alias.objects.filter(alert__in=alerts).values_list("alert_id", "name"):
+        names.setdefault(alert_id, []).append(name)
+    now_mjd = Time.now().mjd
+    latest = [a.latest_mjd for a in alerts if getattr(a, "latest_mjd", None) is not None]
+    dates = iter(mjd_to_iso(latest, unit="m"))
+    rows = []
+    for alert in alerts:
+        mjd = getattr(alert, "latest_mjd", None)
+        row = {"alert": alert, "aliases": names.get(alert.pk, [])[:3]}
+        if mjd is not None:
+            row["latest_date"] = next(dates).replace("T", " ")
+            row["days_ago"] = max(0, int(now_mjd - mjd))
+        rows.append(row)
+    return rows
+
+
+def sort_columns(params, current: str) -> list[dict]:
+    """Column headers: each links to sorting by it (again: the other way), keeping the search."""
+    keep = {k: v for k, v in params.items() if k in ("q", "cone", "observed_only")}
+    columns = []
+    for key, label in COLUMNS:
+        target = f"-{key}" if current == key else key
+        arrow = "▲" if current == key else "▼" if current == f"-{key}" else ""
+        columns.append({"label": label, "url": "?" + urlencode({**keep, "sort": target}), "arrow": arrow})
+    return columns
+
+
+def list_page(params) -> dict:
+    """The template context of the HTML alert list: search, cone, sort and one page of rows."""
+    cone_text = (params.get("cone") or "").strip()
+    query = ListQuery(
+        search=(params.get("q") or "").strip()[:255],
+        cone=parse_cone(cone_text) if cone_text else None,
+        sort=parse_sort(params.get("sort")),
+        observed_only=(params.get("observed_only") or "") in ("1", "on", "true"),
+    )
+    page = Paginator(list_alerts(query), PAGE_SIZE).get_page(params.get("page"))
+    keep = {k: v for k, v in params.items() if k in ("q", "cone", "observed_only", "sort")}
+    return {
+        "query": query,
+        "cone_text": cone_text,
+        "page": page,
+        "rows": table_rows(page.object_list),
+        "columns": sort_columns(params, query.sort),
+        "page_query": urlencode(keep),
     }

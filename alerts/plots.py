@@ -172,15 +172,48 @@ def _layout(x_range: list[float]) -> dict:
     }
 
 
-def lightcurve_figure(lc: LightCurve) -> go.Figure:
-    """The light curve: traces by band and survey, limits as downward arrows, two time axes."""
+HOVER_GAIA = (
+    "<b>Gaia G</b> (Gaia Science Alerts): %{y:.2f} ± %{error_y.array:.3f} (approximate error)<br>"
+    "MJD %{x:.5f} UTC<extra></extra>"
+)
+
+
+def gaia_trace(gaia: tuple[list, list, list]) -> dict:
+    """Gaia's own G photometry: a separate series (grey line), never mixed with follow-up points."""
+    mjd, mag, err = gaia
+    return {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "x": np.asarray(mjd, dtype=float),
+        "y": np.asarray(mag, dtype=float),
+        "name": "Gaia G (alerts; approx. errors)",
+        "legendgroup": "gaia-alerts",
+        "line": {"color": "#9ca3af", "width": 1},
+        "marker": {"color": "#4d4d4d", "size": 5, "symbol": "circle-open"},
+        "error_y": {
+            "type": "data",
+            "array": np.asarray(err, dtype=float),
+            "thickness": 1,
+            "color": "#9ca3af",
+        },
+        "hovertemplate": HOVER_GAIA,
+    }
+
+
+def lightcurve_figure(lc: LightCurve, gaia: tuple[list, list, list] | None = None) -> go.Figure:
+    """The light curve: traces by band and survey, limits as downward arrows, two time axes.
+
+    ``gaia`` adds the alert's Gaia G series; the range then covers it too.
+    """
     mjd = np.asarray(lc.mjd, dtype=float)
-    x_range = date_range(mjd) if len(lc) else [MJD_UNIX_EPOCH, MJD_UNIX_EPOCH + 1]
+    if gaia:
+        mjd = np.concatenate([mjd, np.asarray(gaia[0], dtype=float)])
+    x_range = date_range(mjd) if len(mjd) else [MJD_UNIX_EPOCH, MJD_UNIX_EPOCH + 1]
     # An invisible trace on the calendar axis makes plotly draw it; the page keeps it aligned.
     calendar = {
         "type": "scatter",
         "x": mjd_to_iso(x_range),
-        "y": [float(np.nanmedian(np.asarray(lc.mag, dtype=float)))] * 2 if len(lc) else [0, 0],
+        "y": [float(np.nanmedian(np.asarray(lc.mag or gaia[1], dtype=float)))] * 2 if len(mjd) else [0, 0],
         "xaxis": "x2",
         "mode": "markers",
         "marker": {"opacity": 0},
@@ -189,7 +222,8 @@ def lightcurve_figure(lc: LightCurve) -> go.Figure:
         "name": "calendar",
     }
     # Built from dicts in one go: plotly then validates each trace once instead of twice.
-    return go.Figure(data=[*_traces(lc), calendar], layout=_layout(x_range))
+    traces = [*_traces(lc), *([gaia_trace(gaia)] if gaia else [])]
+    return go.Figure(data=[*traces, calendar], layout=_layout(x_range))
 
 
 class ScriptJSONEncoder(PlotlyJSONEncoder):

@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from gsafollowup.errors import BadInput, DomainError
+from gsafollowup.errors import BadInput, DomainError, UnknownEvent
 from gsafollowup.http import plain_text_errors
 from observers.auth import path_without_hashtag
 from observers.forms import HashtagLoginForm
@@ -16,13 +16,15 @@ from observers.forms import HashtagLoginForm
 from .forms import NewEventForm
 from .lightcurves import export_lightcurve, find_alert, load_lightcurve
 from .models import Alert
-from .pages import lightcurve_page
+from .pages import lightcurve_page, list_page, table_rows
+from .selectors import recently_observed
 from .services import create_alert, legacy_time
 
 
 def home(request):
     """What the server is, the login form, and where to go next."""
-    recent = Alert.objects.with_followup_stats().order_by("-id")[:10]
+    # Recently observed first: what observers are following now.
+    recent = table_rows(recently_observed(10))
     # next= comes back after login; a hashtag sent in the query string must not be echoed into the page.
     context = {"login_form": HashtagLoginForm(), "recent": recent, "next": path_without_hashtag(request)}
     return render(request, "home.html", context)
@@ -88,10 +90,9 @@ def alert_list(request):
     fmt = (request.GET.get("format") or "html").strip().lower()
     if fmt not in ("json", "html"):
         raise BadInput("format must be json, or left out for the HTML page.")
-    alerts = alert_rows(request.GET)
     if fmt == "json":
-        return HttpResponse(legacy_alert_json(alerts), content_type="application/json")
-    return render(request, "alerts/list.html", {"alerts": alerts, "params": request.GET})
+        return HttpResponse(legacy_alert_json(alert_rows(request.GET)), content_type="application/json")
+    return render(request, "alerts/list.html", list_page(request.GET))
 
 
 @login_required
@@ -117,7 +118,8 @@ def new_event(request):
                 form.add_error(None, error.message)
                 status = error.http_status
             else:
-                messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}).")
+                where = f" at the position of {alert.position_from}" if alert.position_from else ""
+                messages.success(request, f"Alert {alert.ivorn} created (id {alert.pk}){where}.")
                 return redirect("alert-list")
     return render(request, "alerts/new_event.html", {"form": form}, status=status)
 
@@ -139,4 +141,14 @@ def lightcurve_data(request):
 def lightcurve(request):
     """GET /get_alert_lc: the alert's page with its interactive light curve and table of points."""
     alert, _ = find_alert(request.GET)
+    return render(request, "alerts/lightcurve.html", lightcurve_page(load_lightcurve(alert), request.user))
+
+
+@require_safe
+@plain_text_errors
+def alert_page(request, pk: int):
+    """GET /alerts/<id>/: the alert's names, position, links out, light curve and points."""
+    alert = Alert.objects.filter(pk=pk).first()
+    if alert is None:
+        raise UnknownEvent(f"No alert with id {pk}.")
     return render(request, "alerts/lightcurve.html", lightcurve_page(load_lightcurve(alert), request.user))

@@ -5,7 +5,6 @@ call these functions; nothing else creates, hides or recalibrates a FollowupPoin
 """
 
 import logging
-import math
 import unicodedata
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from alerts.models import Alert
+from alerts.selectors import alert_by_name, angular_distance_deg
 from gsafollowup.errors import (
     BadInput,
     CalibrationImpossible,
@@ -56,21 +56,14 @@ class UploadOutcome:
 
 
 def find_alert(ivorn: str) -> Alert:
-    """The alert with this IVORN (outer blanks ignored, any Unicode normal form), or UnknownEvent."""
+    """The alert with this IVORN or alias (outer blanks ignored, any Unicode normal form), or UnknownEvent."""
     ivorn = unicodedata.normalize("NFC", ivorn or "").strip()
     if not ivorn:
         raise BadInput("EventID (the alert's IVORN) is missing.")
-    alert = Alert.objects.filter(ivorn=ivorn).first()
+    alert = Alert.objects.filter(ivorn=ivorn).first() or alert_by_name(ivorn)
     if alert is None:
         raise UnknownEvent(f"Unknown event {ivorn[:60]}; check EventID (list: /list_of_alerts).")
     return alert
-
-
-def angular_distance_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance (haversine, stable for small angles)."""
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
 
 
 def reference_cone(catalog: SourceCatalog, alert: Alert) -> tuple[float, float, float]:

@@ -16,7 +16,9 @@ from .services import may_change
 @login_required
 def upload(request):
     """GET/POST /upload/: the web form; the result page shows the numbers and the plot."""
-    form = UploadForm(request.POST or None, request.FILES or None)
+    # "Upload for this alert" on an alert's page links here with ?EventID=.
+    initial = {"EventID": request.GET.get("EventID", "")[:255]}
+    form = UploadForm(request.POST or None, request.FILES or None, initial=initial)
     status = 200
     if request.method == "POST":
         # A refused upload answers with the status the legacy endpoint gives (400, 404, 409, 422).

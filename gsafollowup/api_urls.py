@@ -25,6 +25,7 @@ def api_not_found(request):
 urlpatterns = [
     path("alerts/", alerts.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="api-alert"),
+    path("alerts/<int:pk>/aliases/", alerts.AliasCreateView.as_view(), name="api-alert-aliases"),
     path("alerts/<int:pk>/lightcurve/", alerts.LightCurveView.as_view(), name="api-alert-lightcurve"),
     path(
         "alerts/<int:pk>/lightcurve/<str:fmt>/",

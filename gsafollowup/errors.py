@@ -94,6 +94,13 @@ class Duplicate(DomainError):
         self.existing_id = existing_id
 
 
+class NearbyAlert(Duplicate):
+    """A new alert lies within 1.5" of an existing one: the same object, to be named by an alias."""
+
+    code = "nearby_alert"
+    suggest = "alias"
+
+
 class TooLarge(DomainError):
     """The upload exceeds the configured size limit."""
 

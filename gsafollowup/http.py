@@ -142,6 +142,9 @@ def json_error(error: DomainError) -> JsonResponse:
     existing = getattr(error, "existing_id", None)
     if existing is not None:
         body["error"]["existing_id"] = existing
+    suggest = getattr(error, "suggest", None)
+    if suggest is not None:
+        body["error"]["suggest"] = suggest
     response = JsonResponse(body, status=error.http_status)
     if error.http_status == 401:
         response["WWW-Authenticate"] = "Hashtag"

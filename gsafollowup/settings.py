@@ -336,3 +336,33 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+
+# Alert harvesting (issue 18). The TNS selection decides which TNS objects become alerts; with
+# nothing set, none does (their records are kept, and new-event by name finds them).
+def env_float(name: str) -> float | None:
+    text = os.environ.get(name, "").strip()
+    return float(text) if text else None
+
+
+TNS_SELECTION = {
+    "types": env_list("TNS_SELECT_TYPES"),  # e.g. "SN Ia,SN II,TDE"
+    "max_mag": env_float("TNS_SELECT_MAX_MAG"),  # discovery magnitude at most
+    "dec_min": env_float("TNS_SELECT_DEC_MIN"),
+    "dec_max": env_float("TNS_SELECT_DEC_MAX"),
+    "max_age_days": env_float("TNS_SELECT_MAX_AGE_DAYS"),  # discovered at most this many days ago
+    "names": env_list("TNS_SELECT_NAMES"),  # these always, e.g. "2024abc,2024xyz"
+}
+#: Every alert of the Gaia index becomes an alert (the stream this server was made for).
+GAIA_CREATE_ALERTS = env_flag("GAIA_CREATE_ALERTS", "1")
+#: A GCN notice makes or refines an alert only with an error radius at most this (arcmin).
+GCN_MAX_ERROR_ARCMIN = env_float("GCN_MAX_ERROR_ARCMIN") or 10.0
+#: gcn-kafka credentials (listen_gcn); from the environment only.
+GCN_KAFKA_CLIENT_ID = os.environ.get("GCN_KAFKA_CLIENT_ID", "")
+GCN_KAFKA_CLIENT_SECRET = os.environ.get("GCN_KAFKA_CLIENT_SECRET", "")
+GCN_KAFKA_TOPICS = env_list(
+    "GCN_KAFKA_TOPICS",
+    "gcn.classic.voevent.SWIFT_BAT_GRB_POS_ACK,gcn.classic.voevent.SWIFT_XRT_POSITION,"
+    "gcn.classic.voevent.SWIFT_UVOT_POS,gcn.classic.voevent.FERMI_LAT_POS_UPD,"
+    "gcn.classic.voevent.INTEGRAL_REFINED,gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD",
+)

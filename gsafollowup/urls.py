@@ -17,6 +17,7 @@ site = [
     path("login/", observer_views.login_view, name="login"),
     path("logout/", observer_views.logout_view, name="logout"),
     path("list_of_alerts", alert_views.alert_list, name="alert-list"),
+    path("alerts/<int:pk>/", alert_views.alert_page, name="alert-page"),
     path("get_alert_lc", alert_views.lightcurve, name="lightcurve"),
     path("get_alert_lc_data", alert_views.lightcurve_data, name="lightcurve-data"),
     path("newevent/", alert_views.new_event, name="new-event"),

@@ -28,6 +28,7 @@ OPERATIONS = {
     ("/api/v1/alerts/", "get"),
     ("/api/v1/alerts/", "post"),
     ("/api/v1/alerts/{id}/", "get"),
+    ("/api/v1/alerts/{id}/aliases/", "post"),
     ("/api/v1/alerts/{id}/lightcurve/", "get"),
     ("/api/v1/alerts/{id}/lightcurve/{fmt}/", "get"),
     ("/api/v1/points/", "get"),

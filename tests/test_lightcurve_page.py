@@ -114,11 +114,12 @@ def test_delete_button_only_for_the_owner(make_observatory, alert, client, curat
 
 def test_alert_list_links_to_light_curves_with_counts(asassn14gy, client):
     page = client.get("/list_of_alerts").content.decode()
-    assert '<a href="/get_alert_lc?alert_id=25477">ivo://asassn/ASASSN-14gy</a>' in page
-    row = page[page.index('alert_id=25477">') :]
+    # Names without ivo:// (issue 18), linking to the alert's page.
+    assert '<a href="/alerts/25477/">asassn/ASASSN-14gy</a>' in page
+    row = page[page.index('/alerts/25477/">') :]
     row = row[: row.index("</tr>")]
     # Three points; the latest (all at one MJD, highest id) is the i-band limit.
-    assert "<td>3</td>" in row and "&gt;19.36 i" in row
+    assert "<td>3</td>" in row and "&gt;19.36 i" in row and " d ago)" in row
 
 
 @pytest.mark.parametrize(
