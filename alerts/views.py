@@ -92,6 +92,10 @@ def alert_list(request):
         raise BadInput("format must be json, or left out for the HTML page.")
     if fmt == "json":
         return HttpResponse(legacy_alert_json(alert_rows(request.GET)), content_type="application/json")
+    # The legacy parameters mean the same on the page: a wrong value is a 400 there too.
+    _limit(request.GET)
+    _flag(request.GET, "observed_only")
+    _flag(request.GET, "published")
     return render(request, "alerts/list.html", list_page(request.GET))
 
 

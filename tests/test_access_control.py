@@ -313,7 +313,9 @@ def test_a_hashtag_cookie_authenticates_an_unsafe_request_only_from_this_site(ob
     browser.cookies["hashtag"] = hashtag
 
     def post(ivorn, **headers):
-        return browser.post("/cgi/newevent", {"EventID": ivorn, "ra": "1", "dec": "2"}, **headers)
+        # Each at its own place: a new alert within 1.5" of another is offered as its alias.
+        ra = str(1 + len(Alert.objects.all()) * 0.01)
+        return browser.post("/cgi/newevent", {"EventID": ivorn, "ra": ra, "dec": "2"}, **headers)
 
     forged = [
         post("ivo://forged/1", HTTP_SEC_FETCH_SITE="cross-site"),
@@ -333,7 +335,7 @@ def test_a_hashtag_cookie_authenticates_an_unsafe_request_only_from_this_site(ob
     plain = Client()
     assert (
         plain.post(
-            "/cgi/newevent", {"EventID": "ivo://mine/3", "ra": "1", "dec": "2", "hashtag": hashtag}
+            "/cgi/newevent", {"EventID": "ivo://mine/3", "ra": "5", "dec": "2", "hashtag": hashtag}
         ).status_code
         == 201
     )

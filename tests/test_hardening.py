@@ -200,10 +200,14 @@ def test_ivorns_are_normalised_and_twins_refused(observatory, client):
 
     _, hashtag = observatory
 
+    places = iter(range(100))
+
     def post(ivorn):
+        # Each at its own place: a new alert within 1.5" of another is offered as its alias.
+        ra = str(1 + next(places) * 0.01)
         return client.post(
             "/cgi/newevent",
-            {"EventID": ivorn, "ra": "1", "dec": "2", "hashtag": hashtag, "outputFormat": "json"},
+            {"EventID": ivorn, "ra": ra, "dec": "2", "hashtag": hashtag, "outputFormat": "json"},
         )
 
     # NFC: "e" + combining acute is stored as the one character "é".
