@@ -163,11 +163,13 @@ def followup_calibrate(
     force_filter: str = "no",
     dry_run: bool = False,
     comment: str = "",
+    job_key: str = "",
 ) -> UploadOutcome:
     """Calibrate one uploaded catalog for an alert; store the point unless dry_run.
 
     Raises domain errors (BadInput, BadCatalog, UnknownEvent, Duplicate, CalibrationImpossible)
-    and stores nothing in that case: no row and no file.
+    and stores nothing in that case: no row and no file. ``job_key`` (a background job's id) is
+    recorded on the point, so a retried job recognises the point its earlier attempt stored.
     """
     if observatory is None:
         raise Forbidden("Only an observatory's hashtag may upload; curators use the admin.")
@@ -188,6 +190,8 @@ def followup_calibrate(
 
     details = result.to_dict()
     details["request"] = {"match_dist": match_dist, "force_filter": force_filter, "filename": filename}
+    if job_key:
+        details["request"]["job"] = job_key
     with storage_errors(), catalog_lock(sha256):
         created_file = keep_catalog(content, sha256)
         try:
@@ -259,8 +263,15 @@ def set_hidden(point: FollowupPoint, hidden: bool) -> None:
         ) from None
 
 
-def recalibrate_point(point: FollowupPoint) -> dict:
-    """Recompute a stored point from its kept catalog with the current algorithm; returns the change."""
+def recalibrate_point(point: FollowupPoint, job_key: str = "") -> dict:
+    """Recompute a stored point from its kept catalog with the current algorithm; returns the change.
+
+    With ``job_key`` (a background job's id) a second delivery of the same job changes nothing:
+    the change that job recorded is returned as it is.
+    """
+    for entry in point.details.get("history", []):
+        if job_key and entry.get("job") == job_key:
+            return {"id": point.pk, "old": entry["old"], "new": entry["new"]}
     if point.imported or not point.catalog_sha256:
         raise CalibrationImpossible(
             f"Follow-up {point.pk} has no kept catalog (imported from the old server)."
@@ -279,7 +290,10 @@ def recalibrate_point(point: FollowupPoint) -> dict:
     history = list(point.details.get("history", []))
     fields = point_fields(result)
     new = {k: fields[k] for k in old}
-    history.append({"at": timezone.now().isoformat(), "old": old, "new": new})
+    entry = {"at": timezone.now().isoformat(), "old": old, "new": new}
+    if job_key:
+        entry["job"] = job_key
+    history.append(entry)
     details = result.to_dict()
     details["request"] = request
     details["history"] = history
