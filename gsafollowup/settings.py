@@ -351,7 +351,8 @@ else:
     raise ImproperlyConfigured("TASKS_BACKEND must be 'database' or 'rq'.")
 INSTALLED_APPS += ["django_tasks", "django_tasks_db", "django_rq", "jobs"]
 # A calibration may take minutes on a huge frame; RQ's default (180 s) would kill it.
-RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 1800} for name in TASK_QUEUES}
+# django-tasks-rq looks results up through django-rq's "default" connection: it must exist too.
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 1800} for name in [*TASK_QUEUES, "default"]}
 # Seconds a running job's lease lasts; its worker renews it every third of that. A job whose
 # lease ran out (worker killed, machine gone) is given to another worker.
 JOBS_LEASE_SECONDS = float(os.environ.get("JOBS_LEASE_SECONDS", "30"))

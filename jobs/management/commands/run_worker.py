@@ -44,6 +44,11 @@ class Supervisor(threading.Thread):
                 except (*engine.TRANSIENT, *engine.ENGINE_DOWN) as error:
                     log.warning("supervisor: %s; trying again", " ".join(str(error).split())[:200])
                     continue
+                except Exception:
+                    # A bug in one round must not end the thread silently: the jobs of dead
+                    # workers would wait for ever. Logged with its traceback; the next round runs.
+                    log.exception("supervisor round failed")
+                    continue
                 if any(done.values()):
                     log.info("supervisor: %s", done)
         finally:
