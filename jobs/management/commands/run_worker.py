@@ -125,7 +125,8 @@ class Command(BaseCommand):
                 worker.work(with_scheduler=False, logging_level="INFO")
             except engine.ENGINE_DOWN as error:
                 log.warning("Redis unavailable (%s); again in %.0f s", error, RESTART_PAUSE)
-            stopping = worker._stop_requested
+            # Set by RQ's SIGTERM/SIGINT handler, idle or busy (_stop_requested is only set when busy).
+            stopping = worker._shutdown_requested_date is not None
             if not stopping:
                 # The RQ worker gives up when Redis or the database vanish mid-task; start again.
                 time.sleep(RESTART_PAUSE)
