@@ -23,10 +23,16 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+WORKER_LOG := var/worker.log
+
 ## run: install, migrate, load the demo data, print the demo hashtag, serve on http://$(HOST):$(PORT)/
+## with a task worker beside the server (batches, recalibrations), stopped with it
 run: install
 	$(DEV) $(BIN)/python manage.py migrate --noinput -v0
 	$(DEV) $(BIN)/python manage.py demo --url http://$(HOST):$(PORT)/
+	@echo "task worker: log in $(WORKER_LOG)"
+	@$(DEV) $(BIN)/python manage.py run_worker >>$(WORKER_LOG) 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(DEV) $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 ## test: install, lint, then the whole suite on SQLite and on a temporary PostgreSQL server

@@ -13,8 +13,10 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from gsafollowup.http import ApiMixin
+from jobs.api import BatchSerializer
 from observers.auth import current_observatory
 
+from .batches import frame_arguments, submit_batch
 from .forms import calibrate_upload, upload_arguments
 from .models import FollowupPoint, ReferenceCatalog
 from .references import FOOTPRINT_ORDER, footprint_bits, healpix_index, loaded_surveys
@@ -347,3 +349,51 @@ class SurveyListView(ApiMixin, APIView):
         position = PositionSerializer(data=request.query_params.dict())
         position.is_valid(raise_exception=True)
         return Response(SurveysSerializer(survey_listing(**position.validated_data)).data)
+
+
+class BatchUploadSerializer(serializers.Serializer):
+    """Many catalogs at once: files (several parts, or zip/tar archives), fields for every frame."""
+
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True),
+        allow_empty=False,
+        help_text="Catalogs, and/or zip or tar(.gz) archives of catalogs with an optional manifest.csv",
+    )
+    event_id = serializers.CharField(required=False, default="", max_length=1000)
+    mjd = serializers.CharField(required=False, default="", max_length=50)
+    exp_time = serializers.CharField(required=False, default="", max_length=50)
+    match_dist = serializers.CharField(required=False, default="", max_length=50)
+    force_filter = serializers.CharField(required=False, default="", max_length=50)
+    dry_run = serializers.BooleanField(required=False, default=False, help_text="Calibrate, store nothing")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    def validate(self, data):
+        # A field given for every frame is checked once here: one mistake, one 400, not N failures.
+        fields = {k: v for k, v in data.items() if k not in ("files", "dry_run") and str(v).strip()}
+        frame_arguments(fields, {"mjd": fields.get("mjd") or "59000"}, False)
+        return {"files": data["files"], "dry_run": data["dry_run"], "fields": fields}
+
+
+@extend_schema(tags=["jobs"])
+class BatchCreateView(ApiMixin, APIView):
+    """Submit many catalogs; each frame becomes a job. 202 with Location: the batch to poll."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": BatchUploadSerializer},
+        responses={202: OpenApiResponse(BatchSerializer, description="Accepted: the frames are queued")},
+    )
+    def post(self, request):
+        upload = BatchUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        batch = submit_batch(
+            observatory=current_observatory(request.user),
+            uploads=data["files"],
+            fields=data["fields"],
+            dry_run=data["dry_run"],
+        )
+        body = BatchSerializer(batch, context={"request": request}).data
+        return Response(body, status=202, headers={"Location": body["url"]})

@@ -8,6 +8,8 @@ class CalibrationConfig(AppConfig):
 
     def ready(self):
         checks.register(check_reference_sources, checks.Tags.compatibility)
+        # The tasks register the job kinds they run (jobs.services.TASKS) for the supervisor.
+        from . import tasks  # noqa: F401
 
 
 def check_reference_sources(app_configs=None, **kwargs):

@@ -167,3 +167,50 @@ class UploadForm(forms.Form):
         except BadInput as error:
             raise forms.ValidationError(error.message) from None
         return data
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input (Django's documented recipe)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+class BatchForm(forms.Form):
+    """The web form of a batch: many catalogs or archives, and fields for every frame."""
+
+    files = MultipleFileField(
+        label="Catalogs or archives",
+        help_text="Several catalogs, or a zip or tar of them; a manifest.csv in it gives fields per file",
+        allow_empty_file=True,
+    )
+    event_id = forms.CharField(label="Alert (IVORN), for every frame", max_length=1000, required=False)
+    mjd = forms.CharField(label="MJD, for every frame", required=False, max_length=50)
+    exp_time = forms.CharField(label="Exposure time (s)", required=False, max_length=50)
+    match_dist = forms.CharField(label="Matching radius (arcsec)", required=False, max_length=50)
+    force_filter = forms.CharField(label="Band", required=False, max_length=50)
+    dry_run = forms.BooleanField(label="Dry run (store nothing)", required=False)
+    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean(self):
+        data = super().clean()
+        from .batches import frame_arguments
+
+        fields = {k: v for k, v in data.items() if k not in ("files", "dry_run") and str(v or "").strip()}
+        try:
+            frame_arguments(fields, {"mjd": fields.get("mjd") or "59000"}, False)
+        except BadInput as error:
+            raise forms.ValidationError(error.message) from None
+        data["fields"] = fields
+        return data

@@ -156,11 +156,13 @@ def followup_calibrate(
     force_filter: str = "no",
     dry_run: bool = False,
     comment: str = "",
+    job_key: str = "",
 ) -> UploadOutcome:
     """Calibrate one uploaded catalog for an alert; store the point unless dry_run.
 
     Raises domain errors (BadInput, BadCatalog, UnknownEvent, Duplicate, CalibrationImpossible)
-    and stores nothing in that case: no row and no file.
+    and stores nothing in that case: no row and no file. ``job_key`` (a background job's id) is
+    recorded on the point, so a retried job recognises the point its earlier attempt stored.
     """
     if observatory is None:
         raise Forbidden("Only an observatory's hashtag may upload; curators use the admin.")
@@ -181,6 +183,8 @@ def followup_calibrate(
 
     details = result.to_dict()
     details["request"] = {"match_dist": match_dist, "force_filter": force_filter, "filename": filename}
+    if job_key:
+        details["request"]["job"] = job_key
     with storage_errors(), catalog_lock(sha256):
         created_file = keep_catalog(content, sha256)
         try:
@@ -252,12 +256,23 @@ def set_hidden(point: FollowupPoint, hidden: bool) -> None:
         ) from None
 
 
-def recalibrate_point(point: FollowupPoint) -> dict:
+def recalibrate_point(point: FollowupPoint, job_key: str = "") -> dict:
     """Recompute a stored point from its kept catalog with the current algorithm; returns the change.
 
     Only the columns the calibration owns are written, on the row re-read under a lock: a point
-    hidden (or recalibrated) by someone else since ``point`` was read keeps that change.
+    hidden (or recalibrated) by someone else since ``point`` was read keeps that change. With
+    ``job_key`` (a background job's id) a second delivery of the same job changes nothing: the
+    change that job recorded is returned as it is.
     """
+
+    def done_by_job(details: dict) -> dict | None:
+        for entry in details.get("history", []):
+            if job_key and entry.get("job") == job_key:
+                return {"id": point.pk, "old": entry["old"], "new": entry["new"]}
+        return None
+
+    if (done := done_by_job(point.details)) is not None:
+        return done
     if point.imported or not point.catalog_sha256:
         raise CalibrationImpossible(
             f"Follow-up {point.pk} has no kept catalog (imported from the old server)."
@@ -276,15 +291,17 @@ def recalibrate_point(point: FollowupPoint) -> dict:
             current = FollowupPoint.objects.select_for_update().filter(pk=point.pk).first()
             if current is None:
                 raise NotFound(f"Follow-up {point.pk} was deleted during the recalibration.")
+            if (done := done_by_job(current.details)) is not None:
+                return done  # the same job, delivered twice, finished first elsewhere
             keys = ("mag", "mag_err", "calib_err", "filter", "survey", "algorithm_version")
             old = {k: getattr(current, k) for k in keys}
             new = {k: fields[k] for k in keys}
+            entry = {"at": timezone.now().isoformat(), "old": old, "new": new}
+            if job_key:
+                entry["job"] = job_key
             details = result.to_dict()
             details["request"] = request
-            details["history"] = [
-                *current.details.get("history", []),
-                {"at": timezone.now().isoformat(), "old": old, "new": new},
-            ]
+            details["history"] = [*current.details.get("history", []), entry]
             for name, value in fields.items():
                 setattr(current, name, value)
             current.details = details

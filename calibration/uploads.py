@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 
 from gsafollowup.errors import InsufficientStorage, TooLarge
-from gsafollowup.middleware import upload_limit_bytes
+from gsafollowup.middleware import limit_mb, upload_limit_bytes
 
 
 class SizeLimitUploadHandler(FileUploadHandler):
@@ -26,8 +26,8 @@ class SizeLimitUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
-        if self.received > upload_limit_bytes():
-            raise TooLarge(f"The upload is larger than the {settings.MAX_UPLOAD_MB:g} MB limit.")
+        if self.received > upload_limit_bytes(self.request):
+            raise TooLarge(f"The upload is larger than the {limit_mb(self.request):g} MB limit.")
         return raw_data
 
     def file_complete(self, file_size):
@@ -105,6 +105,56 @@ def keep_catalog(content: bytes, sha256: str) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def staging_root() -> Path:
+    """Frames of batches waiting for a worker (MEDIA_ROOT is shared by every worker machine)."""
+    return Path(settings.MEDIA_ROOT) / "incoming"
+
+
+def staged_path(sha256: str) -> Path:
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError("not a SHA-256 hex digest")
+    return staging_root() / sha256[:2] / sha256
+
+
+class Staging:
+    """Write a submission's files into a private folder, then publish them all or none.
+
+    Until ``publish`` nothing is at a content address, so a refused batch leaves nothing but
+    this folder, which ``discard`` removes; published files are content-addressed, so two
+    batches holding one file share it.
+    """
+
+    def __init__(self):
+        staging_root().mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(dir=staging_root(), prefix=".batch-"))
+        self.files: list[str] = []
+
+    def add(self, content: bytes) -> str:
+        """Keep one file; its SHA-256."""
+        sha256 = sha256_of(content)
+        path = self.folder / sha256
+        if not path.exists():
+            path.write_bytes(content)
+            self.files.append(sha256)
+        return sha256
+
+    def publish(self) -> None:
+        for sha256 in self.files:
+            target = staged_path(sha256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.folder / sha256, target)
+        self.discard()
+
+    def discard(self) -> None:
+        for path in self.folder.iterdir():
+            path.unlink(missing_ok=True)
+        self.folder.rmdir()
+
+
+def read_staged(sha256: str) -> bytes:
+    return staged_path(sha256).read_bytes()
 
 
 def read_kept_catalog(sha256: str) -> bytes:

@@ -2,11 +2,13 @@
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 
 from gsafollowup.errors import DomainError
+from observers.auth import current_observatory
 
-from .forms import UploadForm, calibrate_upload
+from .batches import submit_batch
+from .forms import BatchForm, UploadForm, calibrate_upload
 from .models import FollowupPoint
 from .plots import calibration_png
 from .presenters import figure_json, lightcurve_url, result_context
@@ -35,6 +37,30 @@ def upload(request):
                     request, "calibration/result.html", result_context(request, outcome, False), status=status
                 )
     return render(request, "calibration/upload.html", {"form": form}, status=status)
+
+
+@login_required
+def batch_upload(request):
+    """GET/POST /batches/new/: many catalogs at once; answers with the batch's live page."""
+    form = BatchForm(request.POST or None, request.FILES or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                batch = submit_batch(
+                    observatory=current_observatory(request.user),
+                    uploads=data["files"],
+                    fields=data["fields"],
+                    dry_run=data["dry_run"],
+                )
+            except DomainError as error:
+                form.add_error(None, error.message)
+                status = error.http_status
+            else:
+                return redirect("batch-page", pk=batch.pk)
+    return render(request, "calibration/batch_upload.html", {"form": form}, status=status)
 
 
 def _viewable_point(request, pk: int) -> FollowupPoint:

@@ -9,6 +9,7 @@ from calibration import api as calibration
 from gsafollowup import schema  # noqa: F401 (registers the hashtag security scheme)
 from gsafollowup.errors import NotFound
 from gsafollowup.http import json_error
+from jobs import api as jobs
 from observers import api as observers
 
 
@@ -34,6 +35,9 @@ urlpatterns = [
     ),
     path("points/", calibration.PointListView.as_view(), name="api-points"),
     path("points/<int:pk>/", calibration.PointDetailView.as_view(), name="api-point"),
+    path("batches/", calibration.BatchCreateView.as_view(), name="api-batches"),
+    path("batches/<uuid:pk>/", jobs.BatchDetailView.as_view(), name="api-batch"),
+    path("jobs/<uuid:pk>/", jobs.JobDetailView.as_view(), name="api-job"),
     path("surveys/", calibration.SurveyListView.as_view(), name="api-surveys"),
     path("observatories/me", observers.MyObservatoryView.as_view(), name="api-observatory-me"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

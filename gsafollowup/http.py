@@ -287,7 +287,7 @@ class ApiMixin:
     pagination_class = ApiPagination
 
 
-def refused_request_message(exception) -> str:
+def refused_request_message(exception, request=None) -> str:
     """What to fix, for a request Django refuses before any view runs."""
     from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
     from django.http.multipartparser import MultiPartParserError
@@ -295,6 +295,11 @@ def refused_request_message(exception) -> str:
     if isinstance(exception, TooManyFieldsSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return f"Too many form fields (over {limit}); send only the upload's fields."
+    if isinstance(exception, TooManyFilesSent) and request is not None and "batches/" in request.path:
+        return (
+            f"Too many files (over {settings.DATA_UPLOAD_MAX_NUMBER_FILES}) in one form; "
+            "send the frames as one zip or tar archive."
+        )
     if isinstance(exception, TooManyFilesSent):
         return f"Too many files (over {settings.DATA_UPLOAD_MAX_NUMBER_FILES}); send one catalog per upload."
     if isinstance(exception, MultiPartParserError):
@@ -318,7 +323,7 @@ def bad_request(request, exception):
     The API answers its JSON error and the legacy endpoints their plain line, as for any other
     error of theirs; the site's pages keep the layout, say what was wrong and link back to the form.
     """
-    message = refused_request_message(exception)
+    message = refused_request_message(exception, request)
     view = route_view_class(request)
     if "/api/" in request.path or (view is not None and issubclass(view, LegacyView)):
         return error_response(request, BadInput(message))

@@ -17,16 +17,25 @@ class UploadLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > upload_limit_bytes():
-            error = TooLarge(f"The upload is larger than the {settings.MAX_UPLOAD_MB:g} MB limit.")
+        if length > upload_limit_bytes(request):
+            error = TooLarge(f"The upload is larger than the {limit_mb(request):g} MB limit.")
             # The REST API answers its JSON error body; legacy routes their one plain line.
             return error_response(request, error)
         return self.get_response(request)
 
 
-def upload_limit_bytes() -> int:
+def is_batch(request) -> bool:
+    """Batch submissions (a night of frames, or an archive of them) have a limit of their own."""
+    return request is not None and request.method == "POST" and "batches/" in request.path
+
+
+def limit_mb(request=None) -> float:
+    return settings.BATCH_MAX_UPLOAD_MB if is_batch(request) else settings.MAX_UPLOAD_MB
+
+
+def upload_limit_bytes(request=None) -> int:
     # A little room for the other form fields around the file.
-    return int(settings.MAX_UPLOAD_MB * 1024 * 1024) + 64 * 1024
+    return int(limit_mb(request) * 1024 * 1024) + 64 * 1024
 
 
 class DatabaseUnavailableMiddleware:

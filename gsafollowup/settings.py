@@ -366,3 +366,48 @@ GCN_KAFKA_TOPICS = env_list(
     "gcn.classic.voevent.SWIFT_UVOT_POS,gcn.classic.voevent.FERMI_LAT_POS_UPD,"
     "gcn.classic.voevent.INTEGRAL_REFINED,gcn.classic.voevent.ICECUBE_ASTROTRACK_GOLD",
 )
+
+# ---------------------------------------------------------------- background work (issue 17)
+# Django's task framework (the django-tasks backport on Django 5.2), one code path, two engines:
+#   TASKS_BACKEND=database  (default) tasks are rows of the project's database, run by
+#                   `manage.py run_worker` processes: nothing more to install or run.
+#   TASKS_BACKEND=rq        tasks go through Redis (REDIS_URL) to RQ workers on any machine that
+#                   shares the database and MEDIA_ROOT (docs/deploy.md).
+# Whatever the engine, the jobs app's Job rows (same database as the points) are the truth:
+# state, attempts, lease and result; the engine only carries "run job <id>" messages.
+TASKS_BACKEND = os.environ.get("TASKS_BACKEND", "database").strip().lower()
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+#: The queues, in the order workers take them: observers' uploads before recalibrations.
+TASK_QUEUES = ["interactive", "bulk"]
+if TASKS_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": TASK_QUEUES}}
+elif TASKS_BACKEND == "rq":
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": TASK_QUEUES}}
+else:
+    raise ImproperlyConfigured("TASKS_BACKEND must be 'database' or 'rq'.")
+INSTALLED_APPS += ["django_tasks", "django_tasks_db", "django_rq", "jobs"]
+# A calibration may take minutes on a huge frame; RQ's default (180 s) would kill it.
+# django-tasks-rq looks results up through django-rq's "default" connection: it must exist too.
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 1800} for name in [*TASK_QUEUES, "default"]}
+# Seconds a running job's lease lasts; its worker renews it every third of that. A job whose
+# lease ran out (worker killed, machine gone) is given to another worker.
+JOBS_LEASE_SECONDS = float(os.environ.get("JOBS_LEASE_SECONDS", "30"))
+JOBS_HEARTBEAT = env_flag("JOBS_HEARTBEAT", "1")
+# Attempts per job (crashes included) and the first pause before a retry, doubled each time.
+JOBS_MAX_ATTEMPTS = int(os.environ.get("JOBS_MAX_ATTEMPTS", "5"))
+JOBS_RETRY_BACKOFF = float(os.environ.get("JOBS_RETRY_BACKOFF", "2"))
+JOBS_RETRY_BACKOFF_MAX = float(os.environ.get("JOBS_RETRY_BACKOFF_MAX", "300"))
+# Per-observatory fairness: at most this many of one observatory's jobs wait in the engine's
+# queue at once (per queue); the rest wait in the Job table and are handed over one by one as
+# workers take them, so another observatory's upload waits behind a few frames, not 500.
+JOBS_QUEUED_PER_OBSERVATORY = int(os.environ.get("JOBS_QUEUED_PER_OBSERVATORY", "2"))
+# How often each worker's supervisor looks for expired leases, lost messages and due retries,
+# and how old a queued job's message must be before the supervisor asks whether it was lost.
+JOBS_SUPERVISE_INTERVAL = float(os.environ.get("JOBS_SUPERVISE_INTERVAL", "2"))
+JOBS_REDELIVER_AFTER = float(os.environ.get("JOBS_REDELIVER_AFTER", "30"))
+# Seconds an idle database worker waits before looking for new tasks again.
+JOBS_POLL_INTERVAL = float(os.environ.get("JOBS_POLL_INTERVAL", "0.2"))
+# Batches: frames per batch, the whole request, and the total of the files once unpacked.
+BATCH_MAX_FILES = int(os.environ.get("BATCH_MAX_FILES", "1000"))
+BATCH_MAX_UPLOAD_MB = float(os.environ.get("BATCH_MAX_UPLOAD_MB", "500"))
+BATCH_MAX_TOTAL_MB = float(os.environ.get("BATCH_MAX_TOTAL_MB", "2000"))

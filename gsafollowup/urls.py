@@ -8,6 +8,7 @@ from alerts.legacy import NewEventView
 from calibration import views as calibration_views
 from calibration.legacy import DelPointView, FollowupListView, UploadView
 from gsafollowup.health import health
+from jobs import views as job_views
 from observers import views as observer_views
 from observers.legacy import NewUserView
 
@@ -29,6 +30,9 @@ site = [
     path("upload/", calibration_views.upload, name="upload"),
     path("followup_plot/<int:pk>.png", calibration_views.point_plot, name="followup-plot"),
     path("followup_point/<int:pk>/", calibration_views.point_detail, name="followup-point"),
+    path("batches/new/", calibration_views.batch_upload, name="batch-upload"),
+    path("batches/<uuid:pk>/", job_views.batch_page, name="batch-page"),
+    path("jobs/<uuid:pk>/", job_views.job_page, name="job-page"),
     path("api/v1/", include("gsafollowup.api_urls")),
 ]
 
