@@ -37,6 +37,9 @@ OPERATIONS = {
     ("/api/v1/points/{id}/", "delete"),
     ("/api/v1/surveys/", "get"),
     ("/api/v1/observatories/me", "get"),
+    ("/api/v1/batches/", "post"),
+    ("/api/v1/batches/{id}/", "get"),
+    ("/api/v1/jobs/{id}/", "get"),
 }
 
 

@@ -45,7 +45,7 @@ def test_a_point_hidden_while_recalibrate_all_runs_stays_hidden(
 
     monkeypatch.setattr(services, "run_calibration", calibrate_then_hide)
     out = StringIO()
-    call_command("recalibrate", "--all", stdout=out)
+    call_command("recalibrate", "--all", "--sync", stdout=out)
     assert "1 recalibrated" in out.getvalue()
     point = FollowupPoint.objects.get(pk=pk)
     assert point.hidden and point.hidden_at is not None, "the hide made during the run was undone"
@@ -68,6 +68,6 @@ def test_a_point_deleted_for_good_during_the_run_is_reported_not_recreated(
 
     monkeypatch.setattr(services, "run_calibration", calibrate_then_delete)
     err = StringIO()
-    call_command("recalibrate", "--all", stdout=StringIO(), stderr=err)
+    call_command("recalibrate", "--all", "--sync", stdout=StringIO(), stderr=err)
     assert f"follow-up {pk}: Follow-up {pk} was deleted" in err.getvalue()
     assert not FollowupPoint.objects.filter(pk=pk).exists()
