@@ -17,10 +17,10 @@ from .lightcurves import MJD_UNIX_EPOCH, LightCurve, mjd_to_iso
 BAND_STYLES = {
     "u": ("#882255", "pentagon"),
     "U": ("#aa4499", "hexagon"),
-    "B": ("#0072b2", "square"),
+    "B": ("#0072b2", "star-triangle-up"),
     "B1pg": ("#332288", "square"),
     "B2pg": ("#6699cc", "square"),
-    "g": ("#009e73", "diamond"),
+    "g": ("#009e73", "triangle-down"),
     "V": ("#56b4e9", "triangle-up"),
     "G": ("#888888", "circle"),
     "BP": ("#332288", "triangle-left"),

@@ -101,7 +101,7 @@ def test_result_page_shows_the_diagnostics_of_the_fit(observatory, star_alert, m
     assert rows[0] == ("chosen", "APASS/g", "chosen")
     assert len(rows) == len(result.candidates) > 1
     rejected = [c for c in result.candidates if c["rejected"]]
-    for kind, band, outcome in rows[1:]:
+    for kind, _band, outcome in rows[1:]:
         if kind == "rejected":
             assert outcome.startswith("rejected: ")
     assert len([r for r in rows if r[0] == "rejected"]) == len(rejected)
@@ -303,3 +303,11 @@ def test_every_page_has_navigation_footer_and_favicon(db, client):
     from django.contrib.staticfiles import finders
 
     assert finders.find("favicon.svg")
+
+
+def test_the_bands_people_confuse_differ_in_colour_and_shape():
+    from alerts.plots import BAND_STYLES
+
+    styles = [BAND_STYLES[band] for band in ("r", "R", "i", "I", "z", "y", "g", "V", "B")]
+    assert len({colour for colour, _ in styles}) == len(styles)
+    assert len({shape for _, shape in styles}) == len(styles)

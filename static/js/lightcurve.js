@@ -92,7 +92,7 @@
       Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
         var ok =
           (!band.value || row.cells[3].textContent === band.value) &&
-          (!observatory.value || row.cells[9].textContent === observatory.value);
+          (!observatory.value || row.cells[8].textContent === observatory.value);
         row.hidden = !ok;
         shown += ok ? 1 : 0;
       });
