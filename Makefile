@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEV := DEBUG=1
 
-.PHONY: run test lint install install-dev
+.PHONY: run test lint screenshots install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ test: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check .
+
+## screenshots: refresh docs/screenshots/ (the main pages at 1400 px and 390 px, in Chromium)
+screenshots: install-dev
+	GSA_SCREENSHOTS=1 $(BIN)/python -m pytest tests/test_pages_browser.py -k test_screenshots -q

@@ -161,7 +161,6 @@ def lightcurve_page(lc: LightCurve, user) -> dict:
         "aliases": aliases,
         "links_out": links_out(alert, aliases),
         "ngaia": len(gaia[0]) if gaia else 0,
-        "upload_url": f"{reverse('upload')}?{urlencode({'EventID': alert.ivorn})}",
         "alert": alert,
         "ra_hms": ra_hms,
         "dec_dms": dec_dms,
@@ -175,6 +174,10 @@ def lightcurve_page(lc: LightCurve, user) -> dict:
         # The legacy path is part of the contract, so it is fixed; only a deployment prefix varies.
         "delete_url": f"{get_script_prefix()}cgi/delpoint",
         "downloads": downloads(alert),
+        # The upload form, filled in for this alert.
+        "upload_url": f"{reverse('upload')}?{urlencode({'EventID': alert.ivorn})}",
+        "filter_bands": band_order(lc.filter),
+        "filter_observatories": sorted(set(lc.observatory)),
     }
 
 

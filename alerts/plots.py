@@ -5,50 +5,44 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 from django.utils.html import json_script
-from plotly.colors import qualitative
 from plotly.utils import PlotlyJSONEncoder
 
 from calibration.surveys import BANDS
 
 from .lightcurves import MJD_UNIX_EPOCH, LightCurve, mjd_to_iso
 
-#: Colours of the common bands, roughly by wavelength; other bands take the fallback palette.
-BAND_COLOURS = {
-    "u": "#6a3d9a",
-    "U": "#6a3d9a",
-    "B": "#1f4fd8",
-    "B1pg": "#3b6fe0",
-    "B2pg": "#5a8ae6",
-    "g": "#1a9850",
-    "V": "#8c9a00",
-    "G": "#4d4d4d",
-    "BP": "#2b83ba",
-    "RP": "#d7191c",
-    "r": "#e6550d",
-    "R": "#d62728",
-    "R1pg": "#e7664f",
-    "R2pg": "#ef8a62",
-    "i": "#a50f15",
-    "I": "#7f2704",
-    "z": "#5c3317",
-    "y": "#3d2b1f",
-    "J": "#9e9ac8",
-    "H": "#756bb1",
-    "K": "#54278f",
+#: Colour-blind-safe colours of the common bands (Okabe & Ito, and Paul Tol's "muted" set for the
+#: rest), each band also with its own marker shape, so that r, R, i, I, z and y stay apart for
+#: every kind of colour vision and in grey. Other bands take the fallback palette and shapes.
+BAND_STYLES = {
+    "u": ("#882255", "pentagon"),
+    "U": ("#aa4499", "hexagon"),
+    "B": ("#0072b2", "star-triangle-up"),
+    "B1pg": ("#332288", "square"),
+    "B2pg": ("#6699cc", "square"),
+    "g": ("#009e73", "triangle-down"),
+    "V": ("#56b4e9", "triangle-up"),
+    "G": ("#888888", "circle"),
+    "BP": ("#332288", "triangle-left"),
+    "RP": ("#882255", "triangle-right"),
+    "r": ("#e69f00", "circle"),
+    "R": ("#d55e00", "square"),
+    "R1pg": ("#cc6677", "circle"),
+    "R2pg": ("#cc6677", "square"),
+    "i": ("#cc79a7", "diamond"),
+    "I": ("#999933", "cross"),
+    "z": ("#44aa99", "x"),
+    "y": ("#ddcc77", "star"),
+    "J": ("#117733", "hourglass"),
+    "H": ("#661100", "bowtie"),
+    "K": ("#6699cc", "star-diamond"),
 }
-FALLBACK_COLOURS = qualitative.Dark24
-#: One marker per reference survey, so two surveys in one band stay apart.
-SURVEY_SYMBOLS = {
-    "APASS": "circle",
-    "SDSS": "square",
-    "PS1": "diamond",
-    "USNO": "cross",
-    "GaiaDR3": "star",
-    "GaiaSP": "hexagon",
-    "RefCat2": "pentagon",
-    "2MASS": "triangle-up",
-}
-FALLBACK_SYMBOLS = ("x", "star-square", "hourglass", "bowtie", "circle-x", "square-x")
+BAND_COLOURS = {band: colour for band, (colour, _) in BAND_STYLES.items()}
+FALLBACK_COLOURS = ("#0077bb", "#33bbee", "#009988", "#ee7733", "#cc3311", "#ee3377", "#bbbbbb")
+FALLBACK_SHAPES = ("star-square", "hexagram", "triangle-down", "circle-cross", "square-x", "asterisk")
+#: The survey of a point is the fill of its band's marker: a band measured against two surveys
+#: shows filled and open markers of one shape.
+SURVEY_VARIANTS = ("", "-open", "-dot", "-open-dot")
 LIMIT_SYMBOL = "arrow-down"
 FIGURE_ID = "lightcurve-figure"
 _WHERE = "MJD %{x:.5f} · %{text} UTC<br>%{hovertext}<br>follow-up id %{customdata[2]}<extra></extra>"
@@ -70,9 +64,15 @@ def band_colour(band: str, order: list[str]) -> str:
     return BAND_COLOURS.get(band) or FALLBACK_COLOURS[order.index(band) % len(FALLBACK_COLOURS)]
 
 
-def survey_symbol(survey: str, surveys: list[str]) -> str:
-    """The survey's own marker, or a fallback one by its place in ``surveys``."""
-    return SURVEY_SYMBOLS.get(survey) or FALLBACK_SYMBOLS[surveys.index(survey) % len(FALLBACK_SYMBOLS)]
+def band_shape(band: str, order: list[str]) -> str:
+    """The band's own marker shape, or a fallback one by its place in ``order``."""
+    style = BAND_STYLES.get(band)
+    return style[1] if style else FALLBACK_SHAPES[order.index(band) % len(FALLBACK_SHAPES)]
+
+
+def marker_symbol(band: str, survey: str, bands: list[str], surveys: list[str]) -> str:
+    """The band's shape, filled for the first survey of the curve, open or dotted for the others."""
+    return band_shape(band, bands) + SURVEY_VARIANTS[surveys.index(survey) % len(SURVEY_VARIANTS)]
 
 
 def date_range(mjd: np.ndarray) -> list[float]:
@@ -101,6 +101,10 @@ def _traces(lc: LightCurve) -> list[dict]:
     observers = np.asarray([escaped[name] for name in lc.observatory], dtype=str)
 
     bands, surveys = band_order(lc.filter), sorted(set(lc.catalog))
+
+    def symbol(name: str, ref: str) -> str:
+        return marker_symbol(name, ref, bands, surveys)
+
     traces = []
     for name in bands:
         colour = band_colour(name, bands)
@@ -121,7 +125,7 @@ def _traces(lc: LightCurve) -> list[dict]:
                     # One legend entry per band and survey; its limits follow it.
                     "showlegend": first,
                     "meta": [html.escape(name), html.escape(ref)],
-                    "marker": {"color": colour, "size": 7, "symbol": survey_symbol(ref, surveys)},
+                    "marker": {"color": colour, "size": 8, "symbol": symbol(name, ref)},
                     "customdata": numbers[chosen],
                     "text": dates[chosen],
                     "hovertext": observers[chosen],
@@ -226,6 +230,14 @@ def lightcurve_figure(lc: LightCurve, gaia: tuple[list, list, list] | None = Non
     return go.Figure(data=[*traces, calendar], layout=_layout(x_range))
 
 
+#: On a phone the legend goes below the plot, which grows to keep its plotting area.
+NARROW_LAYOUT = {
+    "height": 680,
+    "margin": {"l": 50, "r": 10, "t": 60, "b": 40},
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.12, "yanchor": "top"},
+}
+
+
 class ScriptJSONEncoder(PlotlyJSONEncoder):
     """Plotly's encoder, writing <, > and & as JSON escapes itself.
 
@@ -240,5 +252,9 @@ class ScriptJSONEncoder(PlotlyJSONEncoder):
 
 
 def figure_script(figure: go.Figure) -> str:
-    """The figure as a JSON <script> element: plotly's encoder inside Django's json_script."""
-    return json_script(figure.to_plotly_json(), FIGURE_ID, encoder=ScriptJSONEncoder)
+    """The figure as a JSON <script> element: plotly's encoder inside Django's json_script.
+
+    ``narrow_layout`` is laid over the layout on phones by the page.
+    """
+    content = figure.to_plotly_json() | {"narrow_layout": NARROW_LAYOUT}
+    return json_script(content, FIGURE_ID, encoder=ScriptJSONEncoder)

@@ -85,15 +85,53 @@ def parse_output_format(value) -> str:
 SERVICE_FIELDS = ("ivorn", "mjd", "exptime", "match_dist", "force_filter", "dry_run", "comment")
 
 
-def calibrate_upload(user, data: dict):
-    """Run the upload service on a request's parsed fields (serializer or form) and its file."""
-    upload = data["sexCat"]
+def calibrate_upload(user, data: dict, content: bytes | None = None, filename: str = ""):
+    """Run the upload service on a request's parsed fields (serializer or form) and its file.
+
+    ``content`` replaces the uploaded file: a catalog kept from an earlier request (pending).
+    """
+    if content is None:
+        upload = data["sexCat"]
+        content, filename = upload.read(), upload.name or ""
     return followup_calibrate(
         observatory=current_observatory(user),
-        content=upload.read(),
-        filename=upload.name or "",
+        content=content,
+        filename=filename,
         **{name: data[name] for name in SERVICE_FIELDS},
     )
+
+
+#: Above this a number is a Julian Date (JD 2400000.5 is MJD 0); below, an MJD.
+JD_OF_MJD_ZERO = 2400000.5
+
+
+def parse_observation_time(value) -> tuple[float, str]:
+    """MJD from an MJD, a JD or an ISO date/time (UTC), and a sentence saying which was understood."""
+    from astropy.time import Time
+
+    text = str(value or "").strip()
+    if not text:
+        raise BadInput("The time of the observation is missing: give an MJD, a JD or an ISO date (UTC).")
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        kind, mjd = ("JD", number - JD_OF_MJD_ZERO) if number >= JD_OF_MJD_ZERO else ("MJD", number)
+        mjd = parse_mjd(mjd)
+        iso = Time(mjd, format="mjd", scale="utc").isot[:19]
+    else:
+        try:
+            time_ = Time(text, scale="utc")
+            mjd = float(time_.mjd)
+        except (ValueError, TypeError):
+            shown = "".join(c if c.isprintable() else "?" for c in text[:30])
+            raise BadInput(
+                f"'{shown}' is not a time: give an MJD (59373.1), a JD (2459373.6) or an ISO date "
+                "(2021-06-08T02:24:00, UTC)."
+            ) from None
+        kind, mjd, iso = "ISO date", parse_mjd(mjd), time_.isot[:19]
+    return mjd, f"understood as {kind}: MJD {mjd:.5f} = {iso} UTC"
 
 
 def upload_arguments(data: dict) -> dict:
@@ -134,7 +172,11 @@ class UploadSerializer(serializers.Serializer):
 
 
 class UploadForm(forms.Form):
-    """The web upload form: the same fields as the legacy endpoint."""
+    """The web upload form: the fields of the legacy endpoint, each checked on its own.
+
+    The time accepts MJD, JD or an ISO date (the legacy endpoint's MJD stays an MJD). A catalog
+    kept from an earlier post (``kept``, see ``calibration.pending``) stands in for the file.
+    """
 
     EventID = forms.CharField(label="Alert (IVORN)", max_length=255)
     # An empty file reaches the catalog reader, which says so in the same words as on /cgi/upload.
@@ -142,8 +184,12 @@ class UploadForm(forms.Form):
         label="Source catalog",
         help_text="SExtractor ASCII_HEAD, FITS table or FITS_LDAC",
         allow_empty_file=True,
+        required=False,
     )
-    MJD = forms.CharField(label="MJD of the observation")
+    MJD = forms.CharField(
+        label="Time of the observation",
+        help_text="MJD (59373.1), JD (2459373.6) or ISO date and time in UTC (2021-06-08T02:24:00)",
+    )
     expTime = forms.CharField(label="Exposure time (s)", required=False)
     matchDist = forms.CharField(
         label="Matching radius (arcsec)",
@@ -160,12 +206,42 @@ class UploadForm(forms.Form):
     dryRun = forms.BooleanField(label="Dry run (store nothing)", required=False)
     comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
-    def clean(self):
-        data = super().clean()
+    def __init__(self, *args, kept: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: The catalog kept from the previous post of this form: {"sha256", "name", "size"}.
+        self.kept = kept
+        self.time_understood = ""
+
+    @staticmethod
+    def _field(parse, value):
         try:
-            data.update(upload_arguments({**data, "dryRun": "1" if data.get("dryRun") else "0"}))
+            return parse(value)
         except BadInput as error:
             raise forms.ValidationError(error.message) from None
+
+    def clean_MJD(self):
+        mjd, self.time_understood = self._field(parse_observation_time, self.cleaned_data.get("MJD"))
+        return mjd
+
+    def clean_expTime(self):
+        return self._field(parse_exptime, self.cleaned_data.get("expTime"))
+
+    def clean_matchDist(self):
+        return self._field(parse_match_dist, self.cleaned_data.get("matchDist"))
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("sexCat") and not self.kept:
+            self.add_error("sexCat", "Choose the catalog file of your image.")
+        data.update(
+            ivorn=str(data.get("EventID") or ""),
+            mjd=data.get("MJD"),
+            exptime=data.get("expTime"),
+            match_dist=data.get("matchDist"),
+            force_filter=str(data.get("forceFilter") or "no").strip() or "no",
+            dry_run=bool(data.get("dryRun")),
+            comment=str(data.get("comment") or "").strip(),
+        )
         return data
 
 

@@ -1,12 +1,15 @@
 """Legacy endpoints: POST /cgi/upload, POST /cgi/delpoint, GET /list_of_followups."""
 
+from django.contrib.auth.views import redirect_to_login
 from rest_framework.parsers import FormParser, MultiPartParser
 
-from gsafollowup.http import LegacyView, wants_json
+from gsafollowup.errors import NotAuthenticated
+from gsafollowup.http import LegacyView, page_visit, wants_json
+from observers.auth import path_without_hashtag
 
 from .forms import UploadSerializer, calibrate_upload
 from .models import FollowupPoint
-from .presenters import result_context, upload_payload
+from .presenters import deleted_context, result_context, upload_payload
 from .services import hide_point
 
 
@@ -36,7 +39,7 @@ class DelPointView(LegacyView):
     def post(self, request):
         point = hide_point(request.user, request.data.get("followupid"))
         payload = {"followup_id": point.pk, "hidden": True}
-        return self.respond(request, payload, "calibration/deleted.html", {"point": point})
+        return self.respond(request, payload, "calibration/deleted.html", deleted_context(request, point))
 
 
 def followup_row(point: FollowupPoint) -> dict:
@@ -59,6 +62,14 @@ def followup_row(point: FollowupPoint) -> dict:
 
 class FollowupListView(LegacyView):
     """GET /list_of_followups: the caller's stored points (a curator sees everybody's)."""
+
+    def handle_exception(self, exc):
+        # A person opening the page without logging in goes to the login form, as on /upload/;
+        # scripts (no browser headers, or outputFormat=json) keep the legacy 401 line.
+        request = self.request
+        if isinstance(exc, NotAuthenticated) and page_visit(request) and not wants_json(request):
+            return redirect_to_login(path_without_hashtag(request))
+        return super().handle_exception(exc)
 
     def get(self, request):
         points = (

@@ -974,6 +974,8 @@ def _result(chosen: _Candidate, answer: dict, runner_up, flags, candidates) -> C
         "weight": fit.weight,
         "ra": used["ra"],
         "dec": used["dec"],
+        # The star's row in the uploaded catalog (1 = first source): what the observer can look up.
+        "source": used["cat_index"] + 1,
     }
     values = (
         answer["mag"],

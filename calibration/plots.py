@@ -14,8 +14,13 @@ from plotly.subplots import make_subplots
 def _stars(details: dict) -> dict[str, np.ndarray]:
     stars = details.get("stars") or {}
     columns = {}
-    for key in ("ref_mag", "inst_mag", "colour", "residual", "ref_err", "inst_err"):
+    keys = ("ref_mag", "inst_mag", "colour", "residual", "ref_err", "inst_err", "inlier_probability")
+    for key in (*keys, "source"):
         columns[key] = np.array([np.nan if v is None else v for v in stars.get(key, [])], dtype=float)
+    n = len(columns["ref_mag"])
+    if len(columns["source"]) != n:
+        # Points stored before the catalogue row was kept: number the stars in their stored order.
+        columns["source"] = np.arange(1, n + 1, dtype=float)
     columns["is_outlier"] = np.array(stars.get("is_outlier", []), dtype=bool)
     return columns
 
@@ -32,24 +37,51 @@ def _title(details: dict) -> str:
     return text
 
 
-def calibration_figure(details: dict) -> go.Figure:
-    """Reference vs instrumental magnitude; residuals vs magnitude and colour; outliers and target marked."""
+#: Hover of a calibration star: its catalogue row, both magnitudes with errors, the fit's verdict.
+STAR_HOVER = (
+    "<b>star %{customdata[0]:.0f}</b> (catalogue row)<br>"
+    "reference %{customdata[1]:.3f} ± %{customdata[2]:.3f}<br>"
+    "instrumental %{customdata[3]:.3f} ± %{customdata[4]:.3f}<br>"
+    "residual %{customdata[5]:+.3f} mag<br>"
+    "P(inlier) %{customdata[6]:.2f}<extra>%{fullData.name}</extra>"
+)
+#: A colour-blind-safe sequential scale for the inlier probability (0 outlier, 1 inlier).
+INLIER_SCALE = "Cividis"
+PANEL_TITLES = ("reference vs instrumental", "residual vs reference mag", "residual vs colour")
+
+
+def _customdata(s: dict, mask: np.ndarray) -> np.ndarray:
+    columns = ("source", "ref_mag", "ref_err", "inst_mag", "inst_err", "residual", "inlier_probability")
+    return np.column_stack([s[key][mask] for key in columns])
+
+
+def calibration_figure(details: dict, stacked: bool = False) -> go.Figure:
+    """Reference vs instrumental magnitude; residuals vs magnitude and colour; outliers and target marked.
+
+    ``stacked`` puts the three panels one above the other (phones); the axes keep their names,
+    so the same traces fit either layout.
+    """
     s = _stars(details)
     good, bad = ~s["is_outlier"], s["is_outlier"]
-    figure = make_subplots(
-        rows=1,
-        cols=3,
-        horizontal_spacing=0.07,
-        subplot_titles=("reference vs instrumental", "residual vs reference mag", "residual vs colour"),
-    )
-    for mask, name, colour in ((good, "calibrators", "#1f77b4"), (bad, "outliers", "#d62728")):
+    probability = s["inlier_probability"]
+    coloured = len(probability) == len(good) and np.isfinite(probability).any()
+    if stacked:
+        figure = make_subplots(rows=3, cols=1, vertical_spacing=0.1, subplot_titles=PANEL_TITLES)
+    else:
+        figure = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=PANEL_TITLES)
+    cell = (lambda k: {"row": k, "col": 1}) if stacked else (lambda k: {"row": 1, "col": k})
+    scale_shown = False
+    for mask, name, colour in ((good, "calibrators", "#0072b2"), (bad, "outliers", "#d55e00")):
         if not mask.any():
             continue
+        marker = {"color": colour, "size": 6, "symbol": "circle" if name == "calibrators" else "x"}
         common = {
             "mode": "markers",
             "name": name,
             "legendgroup": name,
-            "marker": {"color": colour, "size": 6, "symbol": "circle" if name == "calibrators" else "x"},
+            "customdata": _customdata(s, mask),
+            "hovertemplate": STAR_HOVER,
+            "marker": marker,
         }
         figure.add_trace(
             go.Scattergl(
@@ -58,20 +90,25 @@ def calibration_figure(details: dict) -> go.Figure:
                 error_y={"array": s["ref_err"][mask], "thickness": 1},
                 **common,
             ),
-            row=1,
-            col=1,
+            **cell(1),
         )
-        figure.add_trace(
-            go.Scattergl(x=s["ref_mag"][mask], y=s["residual"][mask], showlegend=False, **common),
-            row=1,
-            col=2,
-        )
-        if np.isfinite(s["colour"][mask]).any():
-            figure.add_trace(
-                go.Scattergl(x=s["colour"][mask], y=s["residual"][mask], showlegend=False, **common),
-                row=1,
-                col=3,
+        residual = dict(common, showlegend=False)
+        if coloured:
+            # The residual panels colour each star by how much the fit believes it (one scale).
+            residual["marker"] = dict(
+                marker,
+                color=probability[mask],
+                colorscale=INLIER_SCALE,
+                cmin=0,
+                cmax=1,
+                showscale=not scale_shown,
+                colorbar={"title": {"text": "P(inlier)"}, "thickness": 12, "len": 0.8},
             )
+            scale_shown = True
+        figure.add_trace(go.Scattergl(x=s["ref_mag"][mask], y=s["residual"][mask], **residual), **cell(2))
+        if np.isfinite(s["colour"][mask]).any():
+            residual = dict(residual, marker=dict(residual["marker"], showscale=False))
+            figure.add_trace(go.Scattergl(x=s["colour"][mask], y=s["residual"][mask], **residual), **cell(3))
     inst = details.get("inst_mag")
     if inst is not None and not details.get("is_limit"):
         # WebGL like the calibrators and after them: plotly draws WebGL traces above SVG ones,
@@ -82,29 +119,31 @@ def calibration_figure(details: dict) -> go.Figure:
                 y=[details["mag"]],
                 mode="markers",
                 name="target",
+                hovertemplate="<b>target</b><br>calibrated %{y:.3f}<br>instrumental %{x:.3f}<extra></extra>",
                 marker={"color": "#ff7f0e", "size": 16, "symbol": "star", "line": {"width": 1}},
             ),
-            row=1,
-            col=1,
+            **cell(1),
         )
     if details.get("is_limit"):
         figure.add_hline(
-            y=details["mag"], line_dash="dash", line_color="#ff7f0e", row=1, col=1, annotation_text="5σ limit"
+            y=details["mag"], line_dash="dash", line_color="#ff7f0e", annotation_text="5σ limit", **cell(1)
         )
-    for col in (2, 3):
-        figure.add_hline(y=0, line_color="#888", line_width=1, row=1, col=col)
-    figure.update_xaxes(title_text="instrumental mag", row=1, col=1)
-    figure.update_yaxes(title_text="reference mag", autorange="reversed", row=1, col=1)
-    figure.update_xaxes(title_text="reference mag", row=1, col=2)
-    figure.update_yaxes(title_text="ref − calibrated (mag)", row=1, col=2)
-    figure.update_xaxes(title_text=details.get("colour") or "colour", row=1, col=3)
+    for k in (2, 3):
+        figure.add_hline(y=0, line_color="#888", line_width=1, **cell(k))
+    figure.update_xaxes(title_text="instrumental mag", **cell(1))
+    figure.update_yaxes(title_text="reference mag", autorange="reversed", **cell(1))
+    figure.update_xaxes(title_text="reference mag", **cell(2))
+    figure.update_yaxes(title_text="ref − calibrated (mag)", **cell(2))
+    figure.update_xaxes(title_text=details.get("colour") or "colour", **cell(3))
     figure.update_layout(
         title=_title(details),
-        height=420,
+        height=1100 if stacked else 420,
         margin={"l": 60, "r": 20, "t": 70, "b": 50},
         template="plotly_white",
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.06 if stacked else -0.2},
     )
+    if stacked:
+        figure.update_layout(title_font_size=12)
     return figure
 
 

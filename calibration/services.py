@@ -236,6 +236,38 @@ def hide_point(user, followup_id) -> FollowupPoint:
     return point
 
 
+#: How long the owner of a point may undo its deletion from the page (curators restore in the admin).
+UNDO_MINUTES = 10
+
+
+def undo_deadline(point: FollowupPoint):
+    """Until when the deletion of this hidden point may be undone from its page; None if never."""
+    if not point.hidden or point.hidden_at is None:
+        return None
+    return point.hidden_at + timezone.timedelta(minutes=UNDO_MINUTES)
+
+
+def may_undo(user, point: FollowupPoint) -> bool:
+    """The owner (or a curator) within UNDO_MINUTES of the deletion."""
+    deadline = undo_deadline(point)
+    return may_change(user, point) and deadline is not None and timezone.now() < deadline
+
+
+def restore_point(user, followup_id) -> FollowupPoint:
+    """Undo a recent deletion; Duplicate if an equal point was stored meanwhile (set_hidden checks)."""
+    point = FollowupPoint.objects.select_related("observatory", "alert").filter(pk=followup_id).first()
+    if point is None or not may_change(user, point):
+        raise NotFound(f"No follow-up point {followup_id}.")
+    if not point.hidden:
+        return point
+    if not may_undo(user, point):
+        raise Forbidden(
+            f"Follow-up {point.pk} was deleted over {UNDO_MINUTES} minutes ago; a curator can restore it."
+        )
+    set_hidden(point, False)
+    return point
+
+
 def set_hidden(point: FollowupPoint, hidden: bool) -> None:
     """Hide or restore a point; restoring fails as Duplicate if an equal point was stored since."""
     if point.hidden == hidden:

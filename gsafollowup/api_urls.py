@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from alerts import api as alerts
 from calibration import api as calibration
 from gsafollowup import schema  # noqa: F401 (registers the hashtag security scheme)
+from gsafollowup.api_index import ApiIndexView
 from gsafollowup.errors import NotFound
 from gsafollowup.http import json_error
 from jobs import api as jobs
@@ -24,6 +25,7 @@ def api_not_found(request):
 
 
 urlpatterns = [
+    path("", ApiIndexView.as_view(), name="api-index"),
     path("alerts/", alerts.AlertListView.as_view(), name="api-alerts"),
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="api-alert"),
     path("alerts/<int:pk>/aliases/", alerts.AliasCreateView.as_view(), name="api-alert-aliases"),

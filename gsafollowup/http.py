@@ -238,14 +238,36 @@ class LegacyView(APIView):
         return render(request._request, template, context, status=status)
 
 
+def page_visit(request) -> bool:
+    """True when a person's browser opens the URL as a page (scripts keep their plain answers).
+
+    Browsers say so with ``Sec-Fetch-Dest: document`` (on https and 127.0.0.1) and an Accept
+    header that starts with text/html; curl, requests, mechanize and the old clients send neither.
+    """
+    meta = request.META
+    accept = meta.get("HTTP_ACCEPT", "")
+    return meta.get("HTTP_SEC_FETCH_DEST") == "document" or accept.startswith("text/html")
+
+
+def error_page(request, error: DomainError) -> HttpResponse:
+    """A domain error as a page of the site, with its status."""
+    context = {"error": error, "status": error.http_status}
+    return render(request, "error.html", context, status=error.http_status)
+
+
 def plain_text_errors(view):
-    """Answer the domain errors of a plain Django view as the legacy one-line plain-text body."""
+    """Answer the domain errors of a plain Django view as the legacy one-line plain-text body.
+
+    A browser opening the page gets the same message in the site's layout, with the same status.
+    """
 
     @functools.wraps(view)
     def wrapper(request, *args, **kwargs):
         try:
             return view(request, *args, **kwargs)
         except DomainError as error:
+            if page_visit(request) and (request.GET.get("format") or "html").lower() == "html":
+                return error_page(request, error)
             return plain_error(error)
 
     return wrapper

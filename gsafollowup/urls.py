@@ -28,11 +28,13 @@ site = [
     path("cgi/newuser", NewUserView.as_view(), name="cgi-newuser"),
     path("list_of_followups", FollowupListView.as_view(), name="followup-list"),
     path("upload/", calibration_views.upload, name="upload"),
+    path("upload/store", calibration_views.store_dry_run, name="upload-store"),
     path("followup_plot/<int:pk>.png", calibration_views.point_plot, name="followup-plot"),
     path("followup_point/<int:pk>/", calibration_views.point_detail, name="followup-point"),
     path("batches/new/", calibration_views.batch_upload, name="batch-upload"),
     path("batches/<uuid:pk>/", job_views.batch_page, name="batch-page"),
     path("jobs/<uuid:pk>/", job_views.job_page, name="job-page"),
+    path("followup_point/<int:pk>/restore", calibration_views.point_restore, name="followup-restore"),
     path("api/v1/", include("gsafollowup.api_urls")),
 ]
 

@@ -94,6 +94,8 @@ def test_login_form(observatory, page, live_server):
     assert "Logged in as SAAO 1m" in page.locator("ul.messages").text_content()
     assert page.locator("header .who").text_content() == "SAAO 1m"
     page.click("button:has-text('Log out')")
+    # The logged-out home page has the same URL: wait for its form instead of racing the reload.
+    page.locator("#id_hashtag").wait_for()
     assert page.locator("#id_hashtag").is_visible()
 
 
@@ -240,6 +242,8 @@ def test_calibration_plot_draws_the_target_on_top(observatory, star_alert, media
     page.check("#id_dryRun")
     page.click("button:has-text('Calibrate')")
     page.wait_for_selector("#calibration-plot .main-svg")
+    # The result page lists the fit's diagnostics above the plot: bring the plot into the viewport.
+    page.locator("#calibration-plot").scroll_into_view_if_needed()
     target = page.locator("#calibration-plot").evaluate(TARGET_ON_TOP)
     # In the same WebGL layer as the stars and drawn after them (plotly puts WebGL above SVG).
     assert target["type"] == "scattergl" and target["drawnAfter"], target

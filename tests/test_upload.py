@@ -14,6 +14,7 @@ from django.db import connection
 
 from alerts.models import Alert
 from calibration.models import FollowupPoint
+from calibration.presenters import error_text
 from tests.conftest import DATA, DECAM, STAR_DEC, STAR_G, STAR_G_ERR, STAR_RA
 
 LDAC = DATA / "t90-osn-hd204827-R.ldac.fits"
@@ -506,7 +507,9 @@ def test_stored_errors_are_counted_once_in_every_light_curve_output(observatory,
     mine = client.get("/list_of_followups", {"format": "json", "hashtag": hashtag}).json()[0]
     assert mine["mag_err"] == pytest.approx(stat) and mine["total_err"] == pytest.approx(total)
     page = client.get(f"/followup_point/{point.pk}/").content.decode()
-    assert f"± {total:.3f}" in page and f"{stat:.3f} / {calib:.3f} mag" in page
+    # Errors as people write them: a statistical error of 0.0004 is not shown as 0.000.
+    shown = f"{error_text(stat)} / {error_text(calib)} mag"
+    assert f"± {total:.3f}" in page and shown in page and float(error_text(stat)) > 0
 
 
 def test_unknown_extra_fields_are_ignored(observatory, star_alert, client):

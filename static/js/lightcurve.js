@@ -26,7 +26,7 @@
       return;
     }
     var figure = JSON.parse(source.textContent);
-    window.Plotly.newPlot(holder, figure.data, figure.layout, { responsive: true, displaylogo: false })
+    window.gsafollowup.plot(holder, figure)
       .then(function (plot) {
         plot.on("plotly_relayout", function (change) {
           alignCalendar(plot, change);
@@ -77,6 +77,35 @@
     });
   }
 
+  // The band and observatory filters above the table: a row shows when it matches both.
+  function filterRows() {
+    var form = document.getElementById("points-filter");
+    var table = document.getElementById("points");
+    if (!form || !table) {
+      return;
+    }
+    var band = form.querySelector("[name=band]");
+    var observatory = form.querySelector("[name=observatory]");
+    var count = document.getElementById("points-shown");
+    function apply() {
+      var shown = 0;
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        var ok =
+          (!band.value || row.cells[3].textContent === band.value) &&
+          (!observatory.value || row.cells[8].textContent === observatory.value);
+        row.hidden = !ok;
+        shown += ok ? 1 : 0;
+      });
+      count.textContent = shown + " of " + table.tBodies[0].rows.length + " points shown";
+    }
+    form.addEventListener("change", apply);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+    });
+    form.hidden = false;
+    apply();
+  }
+
   function confirmDeletion() {
     var form = document.getElementById("delete-point");
     if (!form) {
@@ -92,5 +121,6 @@
 
   drawPlot();
   document.querySelectorAll("table.sortable").forEach(makeSortable);
+  filterRows();
   confirmDeletion();
 })();
