@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
 from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 
 from gsafollowup.errors import BadInput, Duplicate, Forbidden, NearbyAlert
 
@@ -317,6 +318,7 @@ def merge_alerts(keep: Alert, merged: Alert, user=None) -> AlertMerge:
     merged.delete()
     # After the delete: the alias's key may equal the merged alert's own ivorn_key.
     Alias.objects.create(alert=keep, name=merged.ivorn, source=Alias.Source.MERGE)
+    refresh_followup_stats(keep.pk)
     return record
 
 
@@ -345,6 +347,7 @@ def undo_merge(record: AlertMerge, user=None) -> Alert:
     Alias.objects.filter(pk__in=moved["aliases"], alert=target).update(alert=restored)
     GaiaPoint.objects.filter(pk__in=moved["gaia_points"], alert=target).update(alert=restored)
     HarvestedObject.objects.filter(pk__in=moved["harvested"], alert=target).update(alert=restored)
+    refresh_followup_stats(target, restored.pk)
     record.undone = datetime.now(UTC)
     record.undone_by = user if user is not None and user.is_authenticated else None
     record.save(update_fields=["undone", "undone_by"])
@@ -368,3 +371,42 @@ def refine_position(alert: Alert, ra, dec) -> Alert:
     alert.ra, alert.dec = clean_coordinates(ra, dec)
     alert.save(update_fields=["ra", "dec", "updated"])
     return alert
+
+
+def refresh_followup_stats(*alert_ids: int) -> None:
+    """Store each alert's count of visible points and its latest visible point (mjd, mag, band, limit).
+
+    Recomputed from the points rather than counted up or down, so a call can never drift; the
+    alert rows are locked first, so two uploads to one alert committing together both count
+    (the second waits and then reads the first's point). Called inside the writer's transaction
+    by every write of follow-up points: upload, hide/restore, recalibration, merges, legacy import.
+    """
+    from calibration.models import FollowupPoint
+
+    ids = sorted({int(pk) for pk in alert_ids if pk is not None})
+    if not ids:
+        return
+    with transaction.atomic():
+        # In id order, so that two writers locking two alerts (a merge) cannot deadlock.
+        locked = list(
+            Alert.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+        )
+        visible = FollowupPoint.objects.visible().filter(alert_id__in=locked)
+        counts = dict(
+            visible.order_by().values("alert_id").annotate(n=Count("pk")).values_list("alert_id", "n")
+        )
+        for pk in locked:
+            # The (alert, hidden, mjd) index answers this without reading the alert's other points.
+            newest = (
+                visible.filter(alert_id=pk)
+                .order_by("-mjd", "-pk")
+                .values_list("mjd", "mag", "filter", "is_limit")
+            )
+            mjd, mag, band, limit = newest.first() or (None, None, "", None)
+            Alert.objects.filter(pk=pk).update(
+                nfollowup=counts.get(pk, 0),
+                latest_mjd=mjd,
+                latest_mag=mag,
+                latest_filter=band,
+                latest_is_limit=limit,
+            )

@@ -52,10 +52,10 @@ def _limit(params) -> int | None:
 
 def alert_rows(params) -> list[Alert]:
     """The alerts selected by the legacy list parameters (observed_only, published, num)."""
-    alerts = Alert.objects.with_followup_stats()
+    alerts = Alert.objects.all()
     num = _limit(params)
     if _flag(params, "observed_only"):
-        alerts = alerts.filter(nfollowup__gt=0)
+        alerts = alerts.observed()
     if _flag(params, "published"):
         alerts = alerts.filter(published__isnull=False).order_by("-published", "-id")
     else:
