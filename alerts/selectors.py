@@ -52,12 +52,19 @@ def alert_by_name(name: str) -> Alert | None:
     return alias.alert if alias is not None else None
 
 
-def alert_named_by(name: str) -> Alert | None:
-    """An existing alert that a new IVORN or alias would clash with (its IVORN, twin or alias)."""
+def clash_keys(name: str) -> set[str]:
+    """The twin keys (of IVORNs and aliases) that a new IVORN or alias ``name`` would clash with."""
     text = _typed(name)
     if not text:
+        return set()
+    return {ivorn_key(text), ivorn_key(alert_name(text))} | set(name_keys(text))
+
+
+def alert_named_by(name: str) -> Alert | None:
+    """An existing alert that a new IVORN or alias would clash with (its IVORN, twin or alias)."""
+    keys = clash_keys(name)
+    if not keys:
         return None
-    keys = {ivorn_key(text), ivorn_key(alert_name(text))} | set(name_keys(text))
     twin = Alert.objects.filter(ivorn_key__in=keys).only("pk", "ivorn").first()
     if twin is not None:
         return twin
