@@ -214,3 +214,9 @@ def harvested_position(name: str) -> HarvestedObject | None:
     )
     # A Gaia name is Gaia's own; a TNS name is the TNS's; never both for one text.
     return found.order_by("-harvested").first()
+
+
+def gaia_names_followed() -> list[str]:
+    """Gaia names of the alerts observers follow (with visible points): whose light curves to fetch."""
+    records = HarvestedObject.objects.filter(source=HarvestedObject.Source.GAIA, alert__nfollowup__gt=0)
+    return list(records.order_by("name").values_list("name", flat=True))
