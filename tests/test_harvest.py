@@ -422,3 +422,15 @@ def test_gaia_bulk_chunk_meeting_a_concurrent_alert_is_redone_one_by_one(tmp_pat
     assert report.alerts_created == 1 and report.errors == []
     assert HarvestedObject.objects.get(name="Gaia20aab").alert == raced
     assert Alert.objects.get(ivorn="ivo://Gaia20aaa").aliases.get().name == "Gaia20aaa"
+
+
+def test_position_by_name_answers_json_for_the_form(tmp_path, db, client):
+    harvest_tns([tns_file(tmp_path)], TnsSelection(), now=NOW)
+    body = client.get("/newevent/position", {"name": "AT2024abd"}).json()
+    assert (body["name"], body["ra"], body["dec"]) == ("2024abd", 200.5, -30.0)
+    assert body["position_from"].startswith("TNS 2024abd, harvested ")
+    missing = client.get("/newevent/position", {"name": "2024zzz"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert client.get("/newevent/position").status_code == 400
+    assert client.post("/newevent/position", {"name": "2024abd"}).status_code == 405
+    assert not Alert.objects.exists()
