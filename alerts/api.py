@@ -125,7 +125,7 @@ class AlertListView(ApiMixin, generics.ListCreateAPIView):
 
     def get_queryset(self):
         filters = self.filters()
-        alerts = Alert.objects.with_followup_stats().prefetch_related("aliases").order_by("-id")
+        alerts = Alert.objects.all().prefetch_related("aliases").order_by("-id")
         if filters.get("observed") is not None:
             alerts = alerts.filter(nfollowup__gt=0) if filters["observed"] else alerts.filter(nfollowup=0)
         if "published_since" in filters:
@@ -145,7 +145,7 @@ class AlertListView(ApiMixin, generics.ListCreateAPIView):
         data = AlertCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         created = create_alert(user=request.user, **data.validated_data)
-        alert = Alert.objects.with_followup_stats().get(pk=created.pk)
+        alert = Alert.objects.get(pk=created.pk)
         body = AlertSerializer(alert, context={"request": request}).data
         if created.position_from:
             body["position_from"] = created.position_from
@@ -157,7 +157,7 @@ class AlertDetailView(ApiMixin, generics.RetrieveAPIView):
     """One alert."""
 
     serializer_class = AlertSerializer
-    queryset = Alert.objects.with_followup_stats()
+    queryset = Alert.objects.all()
 
 
 class AliasCreateSerializer(serializers.Serializer):
@@ -178,7 +178,7 @@ class AliasCreateView(ApiMixin, generics.GenericAPIView):
         data = AliasCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         created = add_alias(self.get_object(), data.validated_data["name"])
-        alert = Alert.objects.with_followup_stats().get(pk=pk)
+        alert = Alert.objects.get(pk=pk)
         body = AlertSerializer(alert, context={"request": request}).data
         return Response(body, status=201 if created else 200)
 
@@ -237,7 +237,7 @@ def lightcurve_rows(lc) -> list[dict]:
 class LightCurveView(ApiMixin, generics.GenericAPIView):
     """The alert's light curve: one object per visible point, in time order."""
 
-    queryset = Alert.objects.with_followup_stats()
+    queryset = Alert.objects.all()
     serializer_class = LightCurveSerializer
     pagination_class = None
 

@@ -23,7 +23,7 @@ from gsafollowup.errors import DomainError, Duplicate, NearbyAlert
 from .ivorns import ivorn_key
 from .models import Alert, Alias, GaiaPoint, HarvestedObject, alert_name
 from .selectors import NEIGHBOUR_ARCSEC, alert_by_name
-from .services import add_alias, create_alert, refine_position
+from .services import NewAlert, add_alias, create_alert, create_alerts_in_bulk, refine_position
 from .sources import gaia, gcn, tns
 from .sources.rows import RowError, RowRefused
 
@@ -204,6 +204,32 @@ def _create(row, record, *, ivorn, url, comment, published, index, report, where
     _adopt(alert.pk, record, names, index, report)
 
 
+def _create_many(rows, stored, candidates: list[NewAlert], *, index, report, where) -> None:
+    """New alerts for many selected rows at once (a first harvest), checked as _create checks one.
+
+    ``candidates[k]`` is the alert of ``rows[k]``; rows whose name or 1.5" neighbour is an alert
+    (existing, or created earlier in this list) adopt the row instead, as _create does.
+    """
+    outcome = create_alerts_in_bulk(candidates)
+    report.notes.extend(outcome.notes)
+    report.aliases_added += outcome.aliases_added
+    linked = []
+    for k, alert in sorted(outcome.created.items()):
+        record = stored[rows[k].name]
+        record.alert_id = alert.pk
+        linked.append(record)
+        index[ivorn_key(alert.ivorn)] = (alert.pk, True)
+        for name, _ in candidates[k].aliases:
+            index[ivorn_key(name)] = (alert.pk, True)
+    HarvestedObject.objects.bulk_update(linked, ["alert"], batch_size=CHUNK)
+    report.alerts_created += len(linked)
+    report.alerts_linked += len(linked)
+    for k, message in sorted(outcome.refused.items()):
+        report.error(where, RowError(rows[k].line, message))
+    for k, owner in sorted(outcome.belongs.items()):
+        _adopt(owner, stored[rows[k].name], list(candidates[k].aliases), index, report)
+
+
 def tns_selection_from_settings(**overrides) -> tns.TnsSelection:
     """The curator's TNS selection: settings TNS_SELECT_*, each replaced by a command option given."""
     chosen = {**settings.TNS_SELECTION, **{k: v for k, v in overrides.items() if v not in (None, "", ())}}
@@ -297,23 +323,27 @@ def harvest_gaia_index(paths: Iterable, create_alerts: bool | None = None) -> Ha
                 else:
                     pending.append(row)
             near = position_matches(pending)
+            new_rows = []
             for row in pending:
                 names = [(row.name, Alias.Source.GAIA)]
                 if row.name in near:
                     _adopt(near[row.name], stored[row.name], names, index, report)
                 elif create_alerts:
-                    _create(
-                        row,
-                        stored[row.name],
-                        ivorn=f"ivo://{row.name}",  # the old server's form: ivo://Gaia17asv
-                        url=gaia.URL.format(name=row.name),
-                        comment=row.comment,
-                        published=row.published or row.discovered,
-                        index=index,
-                        report=report,
-                        where=str(path),
-                        names=names,
-                    )
+                    new_rows.append(row)
+            # The first harvest of the index makes ~26,000 alerts: in bulk, checked as create_alert checks.
+            candidates = [
+                NewAlert(
+                    ivorn=f"ivo://{row.name}",  # the old server's form: ivo://Gaia17asv
+                    ra=row.ra,
+                    dec=row.dec,
+                    url=gaia.URL.format(name=row.name),
+                    comment=row.comment,
+                    published=row.published or row.discovered,
+                    aliases=((row.name, Alias.Source.GAIA),),
+                )
+                for row in new_rows
+            ]
+            _create_many(new_rows, stored, candidates, index=index, report=report, where=str(path))
     return report
 
 

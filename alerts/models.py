@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
 from .ivorns import ivorn_key
@@ -16,18 +16,9 @@ def alert_name(ivorn: str) -> str:
 
 
 class AlertQuerySet(models.QuerySet):
-    def with_followup_stats(self):
-        """Annotate nfollowup (visible points) and the latest visible point's magnitude and band."""
-        from calibration.models import FollowupPoint
-
-        latest = FollowupPoint.objects.visible().filter(alert=OuterRef("pk")).order_by("-mjd", "-pk")
-        return self.annotate(
-            nfollowup=Count("followups", filter=Q(followups__hidden=False)),
-            latest_mag=Subquery(latest.values("mag")[:1]),
-            latest_filter=Subquery(latest.values("filter")[:1]),
-            latest_is_limit=Subquery(latest.values("is_limit")[:1]),
-            latest_mjd=Subquery(latest.values("mjd")[:1]),
-        )
+    def observed(self):
+        """Alerts with at least one visible follow-up point."""
+        return self.filter(nfollowup__gt=0)
 
 
 class Alert(models.Model):
@@ -63,10 +54,32 @@ class Alert(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
+    # The latest visible follow-up point and how many there are, stored so that the list sorts
+    # and pages 50,000 alerts by index instead of counting points per request. Written only by
+    # alerts.services.refresh_followup_stats, which the one write path of points calls.
+    nfollowup = models.PositiveIntegerField(default=0, editable=False, help_text="Visible follow-up points")
+    latest_mjd = models.FloatField(null=True, blank=True, editable=False, help_text="MJD of the latest point")
+    latest_mag = models.FloatField(null=True, blank=True, editable=False)
+    latest_filter = models.CharField(max_length=10, blank=True, editable=False)
+    latest_is_limit = models.BooleanField(null=True, blank=True, editable=False)
+
     objects = AlertQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # The list's sorts, each with the id that breaks ties in the same direction, so that
+            # a deep page is an index range scan (PostgreSQL reads these indexes backwards too).
+            models.Index(fields=["ivorn", "id"], name="alert_sort_name"),
+            models.Index(fields=["ra", "id"], name="alert_sort_ra"),
+            models.Index(fields=["dec", "id"], name="alert_sort_dec"),
+            models.Index(fields=["nfollowup", "id"], name="alert_sort_points"),
+            # Nullable: ascending is NULLS LAST on PostgreSQL already; the descending NULLS LAST
+            # sorts get their own indexes in migration 0004 (PostgreSQL only: SQLite has no
+            # NULLS LAST in an index).
+            models.Index(fields=["published", "id"], name="alert_sort_published"),
+            models.Index(fields=["latest_mjd", "id"], name="alert_sort_latest"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(ra__gte=0) & Q(ra__lte=360), name="alert_ra_range"),
             models.CheckConstraint(condition=Q(dec__gte=-90) & Q(dec__lte=90), name="alert_dec_range"),

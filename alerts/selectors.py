@@ -5,7 +5,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 
 from gsafollowup.errors import BadInput
 
@@ -52,12 +52,19 @@ def alert_by_name(name: str) -> Alert | None:
     return alias.alert if alias is not None else None
 
 
-def alert_named_by(name: str) -> Alert | None:
-    """An existing alert that a new IVORN or alias would clash with (its IVORN, twin or alias)."""
+def clash_keys(name: str) -> set[str]:
+    """The twin keys (of IVORNs and aliases) that a new IVORN or alias ``name`` would clash with."""
     text = _typed(name)
     if not text:
+        return set()
+    return {ivorn_key(text), ivorn_key(alert_name(text))} | set(name_keys(text))
+
+
+def alert_named_by(name: str) -> Alert | None:
+    """An existing alert that a new IVORN or alias would clash with (its IVORN, twin or alias)."""
+    keys = clash_keys(name)
+    if not keys:
         return None
-    keys = {ivorn_key(text), ivorn_key(alert_name(text))} | set(name_keys(text))
     twin = Alert.objects.filter(ivorn_key__in=keys).only("pk", "ivorn").first()
     if twin is not None:
         return twin
@@ -176,25 +183,22 @@ def list_alerts(query: ListQuery):
         alerts = search_names(alerts, query.search)
     if query.cone is not None:
         alerts = alerts.filter(pk__in=cone_ids(alerts, *query.cone))
-    alerts = alerts.with_followup_stats()
     if query.observed_only:
-        alerts = alerts.filter(nfollowup__gt=0)
+        alerts = alerts.observed()
     column = F(SORTS[query.sort.lstrip("-")])
-    # Alerts never observed (no latest point) go last whichever way the column is sorted.
-    ordering = column.desc(nulls_last=True) if query.sort.startswith("-") else column.asc(nulls_last=True)
-    return alerts.order_by(ordering, "-id")
+    # Alerts never observed (no latest point) go last whichever way the column is sorted; ties
+    # follow the column's direction, so each sort is one index of Alert.Meta read in order.
+    if query.sort.startswith("-"):
+        return alerts.order_by(column.desc(nulls_last=True), F("id").desc())
+    return alerts.order_by(column.asc(nulls_last=True), F("id").asc())
 
 
 def recently_observed(limit: int = 10) -> list[Alert]:
     """The alerts with the latest visible follow-up points, most recent first."""
-    from calibration.models import FollowupPoint
-
-    latest = (
-        FollowupPoint.objects.visible().values("alert_id").annotate(last=Max("mjd")).order_by("-last")[:limit]
+    # The stored latest point, read by its index (alert_sort_latest_d).
+    return list(
+        Alert.objects.observed().order_by(F("latest_mjd").desc(nulls_last=True), F("id").desc())[:limit]
     )
-    ids = [row["alert_id"] for row in latest]
-    alerts = {a.pk: a for a in Alert.objects.with_followup_stats().filter(pk__in=ids)}
-    return [alerts[pk] for pk in ids if pk in alerts]
 
 
 def harvested_position(name: str) -> HarvestedObject | None:
@@ -210,3 +214,9 @@ def harvested_position(name: str) -> HarvestedObject | None:
     )
     # A Gaia name is Gaia's own; a TNS name is the TNS's; never both for one text.
     return found.order_by("-harvested").first()
+
+
+def gaia_names_followed() -> list[str]:
+    """Gaia names of the alerts observers follow (with visible points): whose light curves to fetch."""
+    records = HarvestedObject.objects.filter(source=HarvestedObject.Source.GAIA, alert__nfollowup__gt=0)
+    return list(records.order_by("name").values_list("name", flat=True))

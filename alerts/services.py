@@ -2,20 +2,39 @@
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from django.core.exceptions import ValidationError
 from django.core.management.color import no_style
 from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
+from scipy.spatial import cKDTree
 
 from gsafollowup.errors import BadInput, Duplicate, Forbidden, NearbyAlert
 
 from .ivorns import clean_ivorn, ivorn_key
 from .models import Alert, AlertMerge, Alias, GaiaPoint, HarvestedObject
-from .selectors import alert_named_by, angular_distance_deg, harvested_position, neighbour_of
+from .selectors import (
+    NEIGHBOUR_ARCSEC,
+    alert_named_by,
+    angular_distance_deg,
+    clash_keys,
+    harvested_position,
+    neighbour_of,
+)
 
-__all__ = ["add_alias", "clean_ivorn", "create_alert", "import_legacy_alerts", "merge_alerts", "undo_merge"]
+__all__ = [
+    "add_alias",
+    "clean_ivorn",
+    "create_alert",
+    "create_alerts_in_bulk",
+    "import_legacy_alerts",
+    "merge_alerts",
+    "undo_merge",
+]
 
 #: How far ahead of now a publication time may lie (clock skew of the sender), not more.
 MAX_FUTURE = timedelta(days=1)
@@ -317,6 +336,7 @@ def merge_alerts(keep: Alert, merged: Alert, user=None) -> AlertMerge:
     merged.delete()
     # After the delete: the alias's key may equal the merged alert's own ivorn_key.
     Alias.objects.create(alert=keep, name=merged.ivorn, source=Alias.Source.MERGE)
+    refresh_followup_stats(keep.pk)
     return record
 
 
@@ -345,6 +365,7 @@ def undo_merge(record: AlertMerge, user=None) -> Alert:
     Alias.objects.filter(pk__in=moved["aliases"], alert=target).update(alert=restored)
     GaiaPoint.objects.filter(pk__in=moved["gaia_points"], alert=target).update(alert=restored)
     HarvestedObject.objects.filter(pk__in=moved["harvested"], alert=target).update(alert=restored)
+    refresh_followup_stats(target, restored.pk)
     record.undone = datetime.now(UTC)
     record.undone_by = user if user is not None and user.is_authenticated else None
     record.save(update_fields=["undone", "undone_by"])
@@ -368,3 +389,249 @@ def refine_position(alert: Alert, ra, dec) -> Alert:
     alert.ra, alert.dec = clean_coordinates(ra, dec)
     alert.save(update_fields=["ra", "dec", "updated"])
     return alert
+
+
+def refresh_followup_stats(*alert_ids: int) -> None:
+    """Store each alert's count of visible points and its latest visible point (mjd, mag, band, limit).
+
+    Recomputed from the points rather than counted up or down, so a call can never drift; the
+    alert rows are locked first, so two uploads to one alert committing together both count
+    (the second waits and then reads the first's point). Called inside the writer's transaction
+    by every write of follow-up points: upload, hide/restore, recalibration, merges, legacy import.
+    """
+    from calibration.models import FollowupPoint
+
+    ids = sorted({int(pk) for pk in alert_ids if pk is not None})
+    if not ids:
+        return
+    with transaction.atomic():
+        # In id order, so that two writers locking two alerts (a merge) cannot deadlock.
+        locked = list(
+            Alert.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+        )
+        visible = FollowupPoint.objects.visible().filter(alert_id__in=locked)
+        counts = dict(
+            visible.order_by().values("alert_id").annotate(n=Count("pk")).values_list("alert_id", "n")
+        )
+        for pk in locked:
+            # The (alert, hidden, mjd) index answers this without reading the alert's other points.
+            newest = (
+                visible.filter(alert_id=pk)
+                .order_by("-mjd", "-pk")
+                .values_list("mjd", "mag", "filter", "is_limit")
+            )
+            mjd, mag, band, limit = newest.first() or (None, None, "", None)
+            Alert.objects.filter(pk=pk).update(
+                nfollowup=counts.get(pk, 0),
+                latest_mjd=mjd,
+                latest_mag=mag,
+                latest_filter=band,
+                latest_is_limit=limit,
+            )
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """One alert to create in bulk: create_alert's arguments, with the names to give it as aliases."""
+
+    ivorn: str
+    ra: float
+    dec: float
+    url: str = ""
+    comment: str = ""
+    published: datetime | None = None
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class BulkOutcome:
+    """What create_alerts_in_bulk did with each candidate, by its position in the list given.
+
+    ``created`` maps to the new alert; ``belongs`` to the id of the alert a candidate is a
+    duplicate or a 1.5" neighbour of (what create_alert raises as Duplicate/NearbyAlert);
+    ``refused`` to the message of the BadInput create_alert would raise.
+    """
+
+    created: dict[int, Alert] = field(default_factory=dict)
+    belongs: dict[int, int] = field(default_factory=dict)
+    refused: dict[int, str] = field(default_factory=dict)
+    aliases_added: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+#: Alerts inserted per transaction by create_alerts_in_bulk.
+BULK_CHUNK = 2000
+
+
+def known_names() -> dict[str, int]:
+    """Every twin key an alert holds (its IVORN's and its aliases'), to the alert's id."""
+    keys = dict(Alert.objects.values_list("ivorn_key", "pk").iterator(chunk_size=10_000))
+    keys.update(Alias.objects.values_list("key", "alert_id").iterator(chunk_size=10_000))
+    return keys
+
+
+def _sky_vectors(ra, dec) -> np.ndarray:
+    ra, dec = np.radians(np.asarray(ra, dtype=float)), np.radians(np.asarray(dec, dtype=float))
+    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+
+def close_pairs(ra, dec, other_ra, other_dec, arcsec: float) -> list[list[int]]:
+    """For each (ra, dec), the indices of the ``other`` positions that may lie within ``arcsec``.
+
+    A k-d tree on unit vectors (no RA wrap or pole to handle), searched a little wider than the
+    radius; callers decide with angular_distance_deg, the distance create_alert uses.
+    """
+    if not len(ra) or not len(other_ra):
+        return [[] for _ in range(len(ra))]
+    chord = 2 * math.sin(math.radians(arcsec / 3600) / 2) * (1 + 1e-6) + 1e-12
+    tree = cKDTree(_sky_vectors(other_ra, other_dec))
+    return tree.query_ball_point(_sky_vectors(ra, dec), r=chord)
+
+
+def create_alerts_in_bulk(candidates: list[NewAlert]) -> BulkOutcome:
+    """Create many alerts at once (a first harvest), each checked exactly as create_alert checks it.
+
+    In order, as if create_alert were called for each candidate: BadInput for a bad IVORN,
+    position, URL or publication time; a name held by an existing or earlier candidate alert
+    (IVORN, twin or alias) makes it belong to that alert; so does an alert, existing or created
+    earlier in the list, within 1.5" (the nearest). The checks run in memory (names by twin key,
+    neighbours by a k-d tree), then the alerts and their aliases are inserted BULK_CHUNK at a
+    time, each chunk in its own transaction. A chunk that meets a concurrent writer's row (a
+    unique constraint) is done again one alert at a time through create_alert.
+    """
+    outcome = BulkOutcome()
+    keys = known_names()
+    existing = list(Alert.objects.values_list("pk", "ra", "dec"))
+    accepted: list[tuple[int, Alert, list[tuple[str, str]]]] = []
+    checked = []
+    for k, candidate in enumerate(candidates):
+        try:
+            ivorn = clean_ivorn(candidate.ivorn)
+            ra, dec = clean_coordinates(candidate.ra, candidate.dec)
+            checked.append(
+                (k, ivorn, ra, dec, clean_url(candidate.url), clean_published(candidate.published))
+            )
+        except BadInput as error:
+            outcome.refused[k] = error.message
+    near_existing = close_pairs(
+        [c[2] for c in checked],
+        [c[3] for c in checked],
+        [e[1] for e in existing],
+        [e[2] for e in existing],
+        NEIGHBOUR_ARCSEC,
+    )
+    near_batch = close_pairs(
+        [c[2] for c in checked],
+        [c[3] for c in checked],
+        [c[2] for c in checked],
+        [c[3] for c in checked],
+        NEIGHBOUR_ARCSEC,
+    )
+    #: Candidate -> the key under which it is known until it has an id (an earlier accepted one).
+    pending_owner: dict[str, int] = {}
+    accepted_at: dict[int, int] = {}  # position in ``checked`` -> candidate number, for accepted ones
+    radius = NEIGHBOUR_ARCSEC / 3600
+    for i, (k, ivorn, ra, dec, url, published) in enumerate(checked):
+        clash = next((key for key in clash_keys(ivorn) if key in keys or key in pending_owner), None)
+        if clash is not None:
+            owner = keys.get(clash)
+            outcome.belongs[k] = owner if owner is not None else -1 - pending_owner[clash]
+            continue
+        found = [
+            (angular_distance_deg(ra, dec, existing[j][1], existing[j][2]), existing[j][0])
+            for j in near_existing[i]
+        ] + [
+            (angular_distance_deg(ra, dec, checked[j][2], checked[j][3]), -1 - accepted_at[j])
+            for j in near_batch[i]
+            if j < i and j in accepted_at
+        ]
+        found = sorted(f for f in found if f[0] <= radius)
+        if found:
+            outcome.belongs[k] = found[0][1]
+            continue
+        alert = Alert(
+            ivorn=ivorn,
+            ivorn_key=ivorn_key(ivorn),
+            ra=ra,
+            dec=dec,
+            url=url,
+            comment=(candidates[k].comment or "").strip(),
+            published=published,
+        )
+        pending_owner[alert.ivorn_key] = k
+        accepted_at[i] = k
+        names = []
+        for name, source in candidates[k].aliases:
+            try:
+                name = clean_alias_name(name)
+            except BadInput as error:
+                outcome.notes.append(f"{ivorn}: alias {name[:40]} refused: {error.message}")
+                continue
+            # check_alias: refused when the name belongs to an existing alert or another candidate.
+            taken = [key for key in clash_keys(name) if key in keys or pending_owner.get(key, k) != k]
+            if taken:
+                outcome.notes.append(f"{ivorn}: alias {name[:40]} refused: it is a name of another alert")
+                continue
+            # add_alias: nothing to do when it is one of the alert's names already.
+            if name == ivorn or any(ivorn_key(name) == ivorn_key(n) for n, _ in names):
+                continue
+            names.append((name, source))
+            pending_owner.setdefault(ivorn_key(name), k)
+        accepted.append((k, alert, names))
+    for start in range(0, len(accepted), BULK_CHUNK):
+        _insert_chunk(accepted[start : start + BULK_CHUNK], candidates, outcome)
+    # Candidates that belong to one created in this call get its id now that it has one.
+    for k, owner in list(outcome.belongs.items()):
+        if owner < 0:
+            alert = outcome.created.get(-1 - owner)
+            if alert is None:
+                del outcome.belongs[k]
+                outcome.refused[k] = "its neighbour or namesake in the same file could not be created"
+            else:
+                outcome.belongs[k] = alert.pk
+    return outcome
+
+
+def _insert_chunk(chunk, candidates: list[NewAlert], outcome: BulkOutcome) -> None:
+    try:
+        with transaction.atomic():
+            Alert.objects.bulk_create([alert for _, alert, _ in chunk])
+            aliases = [
+                Alias(alert=alert, name=name, key=ivorn_key(name), source=source)
+                for _, alert, names in chunk
+                for name, source in names
+            ]
+            Alias.objects.bulk_create(aliases)
+    except IntegrityError:
+        # Someone created one of these names or IVORNs meanwhile: the careful path, one by one.
+        for k, _, names in chunk:
+            candidate = candidates[k]
+            try:
+                with transaction.atomic():
+                    alert = create_alert(
+                        ivorn=candidate.ivorn,
+                        ra=candidate.ra,
+                        dec=candidate.dec,
+                        url=candidate.url,
+                        comment=candidate.comment,
+                        published=candidate.published,
+                    )
+            except (Duplicate, NearbyAlert) as error:
+                if error.existing_id is not None:
+                    outcome.belongs[k] = error.existing_id
+                else:
+                    outcome.refused[k] = error.message
+                continue
+            except BadInput as error:
+                outcome.refused[k] = error.message
+                continue
+            outcome.created[k] = alert
+            for name, source in names:
+                try:
+                    outcome.aliases_added += add_alias(alert, name, source) is not None
+                except Duplicate as error:
+                    outcome.notes.append(f"{alert.ivorn}: alias {name[:40]} refused: {error.message}")
+        return
+    for k, alert, names in chunk:
+        outcome.created[k] = alert
+        outcome.aliases_added += len(names)

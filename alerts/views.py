@@ -4,12 +4,12 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from gsafollowup.errors import BadInput, DomainError, UnknownEvent
-from gsafollowup.http import plain_text_errors
+from gsafollowup.errors import BadInput, DomainError, NotFound, UnknownEvent
+from gsafollowup.http import json_errors, plain_text_errors
 from observers.auth import path_without_hashtag
 from observers.forms import HashtagLoginForm
 
@@ -17,8 +17,8 @@ from .forms import NewEventForm
 from .lightcurves import export_lightcurve, find_alert, load_lightcurve
 from .models import Alert
 from .pages import lightcurve_page, list_page, table_rows
-from .selectors import recently_observed
-from .services import create_alert, legacy_time
+from .selectors import harvested_position, recently_observed
+from .services import create_alert, legacy_time, position_source
 
 
 def home(request):
@@ -52,10 +52,10 @@ def _limit(params) -> int | None:
 
 def alert_rows(params) -> list[Alert]:
     """The alerts selected by the legacy list parameters (observed_only, published, num)."""
-    alerts = Alert.objects.with_followup_stats()
+    alerts = Alert.objects.all()
     num = _limit(params)
     if _flag(params, "observed_only"):
-        alerts = alerts.filter(nfollowup__gt=0)
+        alerts = alerts.observed()
     if _flag(params, "published"):
         alerts = alerts.filter(published__isnull=False).order_by("-published", "-id")
     else:
@@ -156,3 +156,18 @@ def alert_page(request, pk: int):
     if alert is None:
         raise UnknownEvent(f"No alert with id {pk}.")
     return render(request, "alerts/lightcurve.html", lightcurve_page(load_lightcurve(alert), request.user))
+
+
+@require_safe
+@json_errors
+def position_by_name(request):
+    """GET /newevent/position?name=2024abc: the last harvested TNS or Gaia position (the form's button)."""
+    name = (request.GET.get("name") or "").strip()[:255]
+    if not name:
+        raise BadInput("Give the TNS or Gaia name (name=2024abc or name=Gaia16aye).")
+    record = harvested_position(name)
+    if record is None:
+        raise NotFound(f"No harvested TNS or Gaia object is named {name[:60]}; type RA and Dec.")
+    return JsonResponse(
+        {"name": record.name, "ra": record.ra, "dec": record.dec, "position_from": position_source(record)}
+    )

@@ -1,11 +1,13 @@
 """Curators clean follow-up data here: search, filter, hide/restore, recalibrate."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from alerts.services import refresh_followup_stats
 from gsafollowup.errors import DomainError
 
 from .models import FollowupPoint
@@ -100,6 +102,25 @@ class FollowupPointAdmin(admin.ModelAdmin):
             except DomainError as error:
                 self.message_user(request, f"Follow-up {point.pk}: {error.message}", messages.ERROR)
         self.message_user(request, f"{count} point(s) {done}.", messages.SUCCESS)
+
+    # A curator's edit or delete in the admin is a write of points too: the alerts it touches
+    # get their stored count and latest point again (the list sorts by them).
+    def save_model(self, request, obj, form, change):
+        before = FollowupPoint.objects.filter(pk=obj.pk).values_list("alert_id", flat=True).first()
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            refresh_followup_stats(obj.alert_id, before)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            refresh_followup_stats(obj.alert_id)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            alerts = set(queryset.values_list("alert_id", flat=True))
+            super().delete_queryset(request, queryset)
+            refresh_followup_stats(*alerts)
 
     @admin.action(description="Hide selected points")
     def hide(self, request, queryset):

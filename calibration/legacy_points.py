@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from alerts.models import Alert
-from alerts.services import reset_sequences
+from alerts.services import refresh_followup_stats, reset_sequences
 from gsafollowup.errors import BadInput, UnknownEvent
 from observers.models import Observatory
 from observers.services import create_observatory
@@ -210,6 +210,7 @@ def import_legacy_points(alert_id: int, points: list[LegacyPoint]) -> ImportCoun
     counts.created = len(new)
     if new:
         reset_sequences(FollowupPoint)
+        refresh_followup_stats(alert.pk)
     return counts
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from alerts.models import Alert
 from alerts.selectors import alert_by_name, angular_distance_deg
+from alerts.services import refresh_followup_stats
 from gsafollowup.errors import (
     BadInput,
     CalibrationImpossible,
@@ -201,6 +202,7 @@ def followup_calibrate(
                     catalog_size=len(content),
                     **point_fields(result),
                 )
+                refresh_followup_stats(alert.pk)
         except IntegrityError:
             if created_file and not FollowupPoint.objects.filter(catalog_sha256=sha256).exists():
                 forget_catalog(sha256)
@@ -277,6 +279,7 @@ def set_hidden(point: FollowupPoint, hidden: bool) -> None:
     try:
         with transaction.atomic():
             point.save(update_fields=["hidden", "hidden_at", "updated"])
+            refresh_followup_stats(point.alert_id)
     except IntegrityError:
         point.hidden = not hidden
         existing = _existing_duplicate(
@@ -338,6 +341,7 @@ def recalibrate_point(point: FollowupPoint, job_key: str = "") -> dict:
                 setattr(current, name, value)
             current.details = details
             current.save(update_fields=[*fields, "details", "updated"])
+            refresh_followup_stats(current.alert_id)
     except IntegrityError:
         raise Duplicate(f"Recalibrating follow-up {point.pk} would duplicate another stored point.") from None
     return {"id": point.pk, "old": old, "new": new}

@@ -273,6 +273,19 @@ def plain_text_errors(view):
     return wrapper
 
 
+def json_errors(view):
+    """Answer the domain errors of a plain Django JSON view as the API's error body."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except DomainError as error:
+            return json_error(error)
+
+    return wrapper
+
+
 class RatesFromSettings:
     """Read the rate from settings.API_THROTTLE_RATES at each request (DRF reads it once at import)."""
 

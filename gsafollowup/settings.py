@@ -266,7 +266,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "gsafollowup API",
     "DESCRIPTION": (
         "Alerts, calibrated follow-up photometry and reference surveys. Authenticate with the header "
-        "`Authorization: Hashtag <value>`. Errors are `{\"error\": {\"code\": ..., \"message\": ...}}`."
+        '`Authorization: Hashtag <value>`. Errors are `{"error": {"code": ..., "message": ...}}`.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -361,6 +361,19 @@ GCN_MAX_ERROR_ARCMIN = env_float("GCN_MAX_ERROR_ARCMIN") or 10.0
 #: gcn-kafka credentials (listen_gcn); from the environment only.
 GCN_KAFKA_CLIENT_ID = os.environ.get("GCN_KAFKA_CLIENT_ID", "")
 GCN_KAFKA_CLIENT_SECRET = os.environ.get("GCN_KAFKA_CLIENT_SECRET", "")
+#: Downloads (harvest_alerts tns|gaia --download). TNS wants a bot's API key, and its id and name
+#: in the User-Agent; from the environment only. The base URLs are settings so tests serve them.
+TNS_API_KEY = os.environ.get("TNS_API_KEY", "")
+TNS_BOT_ID = os.environ.get("TNS_BOT_ID", "")
+TNS_BOT_NAME = os.environ.get("TNS_BOT_NAME", "")
+TNS_BASE_URL = os.environ.get("TNS_BASE_URL", "https://www.wis-tns.org")
+GAIA_ALERTS_URL = os.environ.get("GAIA_ALERTS_URL", "https://gsaweb.ast.cam.ac.uk/alerts")
+#: Per request: seconds to connect and between bytes, attempts, and the first retry's wait (doubling).
+HARVEST_DOWNLOAD = {
+    "timeout": float(os.environ.get("HARVEST_DOWNLOAD_TIMEOUT", "60")),
+    "attempts": int(os.environ.get("HARVEST_DOWNLOAD_ATTEMPTS", "4")),
+    "backoff": float(os.environ.get("HARVEST_DOWNLOAD_BACKOFF", "2")),
+}
 GCN_KAFKA_TOPICS = env_list(
     "GCN_KAFKA_TOPICS",
     "gcn.classic.voevent.SWIFT_BAT_GRB_POS_ACK,gcn.classic.voevent.SWIFT_XRT_POSITION,"

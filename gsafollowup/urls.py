@@ -22,6 +22,7 @@ site = [
     path("get_alert_lc", alert_views.lightcurve, name="lightcurve"),
     path("get_alert_lc_data", alert_views.lightcurve_data, name="lightcurve-data"),
     path("newevent/", alert_views.new_event, name="new-event"),
+    path("newevent/position", alert_views.position_by_name, name="position-by-name"),
     path("cgi/newevent", NewEventView.as_view(), name="cgi-newevent"),
     path("cgi/upload", UploadView.as_view(), name="cgi-upload"),
     path("cgi/delpoint", DelPointView.as_view(), name="cgi-delpoint"),

@@ -5,7 +5,9 @@ import re
 import pytest
 
 from alerts.models import Alert, GaiaPoint
-from alerts.services import add_alias
+from alerts.services import add_alias, merge_alerts, undo_merge
+from calibration.models import FollowupPoint
+from calibration.services import set_hidden
 
 
 @pytest.fixture
@@ -76,3 +78,40 @@ def test_upload_form_is_filled_for_the_alert(observatory, client):
     client.post("/login/", {"hashtag": hashtag})
     body = client.get("/upload/?EventID=ivo://Gaia16aye").content.decode()
     assert 'value="ivo://Gaia16aye"' in body
+
+
+def stats(alert_id: int) -> tuple:
+    alert = Alert.objects.get(pk=alert_id)
+    return alert.nfollowup, alert.latest_mjd, alert.latest_filter, alert.latest_is_limit
+
+
+def test_latest_point_is_kept_by_every_write_of_points(asassn14gy):
+    """Legacy import, hide/restore and merge/undo all keep the stored count and latest point."""
+    # Two of the real points share an MJD: the later id is the latest, as the list shows it.
+    points = list(FollowupPoint.objects.filter(alert=asassn14gy).order_by("mjd", "pk"))
+    newest = points[-1]
+    assert stats(25477) == (3, newest.mjd, newest.filter, newest.is_limit)
+    set_hidden(newest, True)
+    assert stats(25477) == (2, points[-2].mjd, points[-2].filter, points[-2].is_limit)
+    set_hidden(newest, False)
+    assert stats(25477)[:2] == (3, newest.mjd)
+    other = Alert.objects.create(ivorn="ivo://other/ASASSN-14gy-twin", ra=1.0, dec=1.0)
+    record = merge_alerts(other, asassn14gy)
+    assert stats(other.pk)[:2] == (3, newest.mjd)
+    undo_merge(record)
+    assert stats(other.pk) == (0, None, "", None) and stats(25477)[:2] == (3, newest.mjd)
+
+
+def test_list_sorts_by_points_and_latest_with_unobserved_last(asassn14gy, many, client):
+    for sort in ("points", "-points"):
+        names = names_on(client.get("/list_of_alerts", {"sort": sort}).content.decode())
+        assert (names[0] == "asassn/ASASSN-14gy") is sort.startswith("-")
+    for sort in ("latest", "-latest"):
+        # Whichever way, the only observed alert comes first: never-observed alerts go last.
+        assert (
+            names_on(client.get("/list_of_alerts", {"sort": sort}).content.decode())[0]
+            == "asassn/ASASSN-14gy"
+        )
+    deep = client.get("/list_of_alerts", {"sort": "name", "page": 3}).content.decode()
+    assert "121 alerts, page 3 of 3" in deep and names_on(deep)[-1] == "bench/A119"
+    assert "ASASSN-14gy" not in deep  # 'asassn/...' sorts before 'bench/...'

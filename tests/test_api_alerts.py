@@ -14,6 +14,7 @@ from astropy.io import votable
 from alerts.models import Alert
 from alerts.services import import_legacy_alerts
 from calibration.models import FollowupPoint
+from calibration.services import set_hidden
 from tests.conftest import LEGACY, import_legacy_lightcurve
 
 ENTRIES = json.loads((LEGACY / "list_of_alerts.json").read_text())
@@ -217,8 +218,7 @@ def test_lightcurve_downloads(asassn14gy, client):
 
 def test_hidden_points_leave_the_lightcurve(asassn14gy, client):
     point = FollowupPoint.objects.filter(alert_id=25477).first()
-    point.hidden = True
-    point.save()
+    set_hidden(point, True)  # the write path, which keeps the alert's stored count
     body = client.get("/api/v1/alerts/25477/lightcurve/").json()
     assert point.pk not in [p["id"] for p in body["points"]] and len(body["points"]) == 2
     assert body["alert"]["nfollowup"] == 2

@@ -323,3 +323,114 @@ def test_alias_refused_in_a_harvest_is_a_note_not_a_wrong_link(tmp_path, db):
     report = harvest_tns([tns_file(tmp_path)], SN_BRIGHT, now=NOW)
     assert any("ATLAS24bcd" in note and "merge" in note for note in report.notes)
     assert Alias.objects.get(name="ATLAS24bcd").alert == other
+
+
+GAIA_HEADER = "#Name,Date,RaDeg,DecDeg,AlertMag,HistoricMag,HistoricStdDev,Class,Published,Comment\n"
+
+
+def gaia_line(name, ra, dec, published="2020-01-02 00:00:00", comment=""):
+    return f"{name},2020-01-01 00:00:00,{ra},{dec},18.5,,,unknown,{published},{comment}\n"
+
+
+# Each row tests one of create_alert's checks, in memory in the bulk path.
+BULK_ROWS = [
+    gaia_line("Gaia20aaa", "10.0", "20.0"),
+    gaia_line("Gaia20aab", "10.0002", "20.0"),  # 0.68" from Gaia20aaa, created just before it
+    gaia_line("Gaia20aac", "359.99998", "0.0"),  # across RA 0 from Gaia20aad: 0.14" apart
+    gaia_line("Gaia20aad", "0.00002", "0.0"),
+    gaia_line("Gaia20aae", "123.0", "89.99995"),  # at the pole, 0.36" from Gaia20aaf
+    gaia_line("Gaia20aaf", "303.0", "89.99995"),
+    gaia_line("Gaia20aag", "50.0", "-10.0", published="2999-01-01 00:00:00"),  # in the future
+    gaia_line("Gaia20aah", "296.0003", "30.0"),  # 0.94" from the existing alert Gaia16aye
+    gaia_line("Gaia20aai", "80.0", "5.0"),  # its IVORN is the twin of an existing alert's
+    gaia_line("Gaia20aaj", "10.0", "20.0009"),  # 3.2" from Gaia20aaa: another object
+]
+
+
+def one_by_one(rows):
+    """What create_alert says of each row, called in order (the reference the bulk path must equal)."""
+    from gsafollowup.errors import BadInput, Duplicate, NearbyAlert
+
+    outcome = {}
+    for line in rows:
+        name, _, ra, dec, *_, published, _ = line.strip().split(",")
+        try:
+            create_alert(
+                ivorn=f"ivo://{name}", ra=ra, dec=dec, published=datetime.fromisoformat(published + "+00:00")
+            )
+            outcome[name] = "created"
+        except (Duplicate, NearbyAlert) as error:
+            outcome[name] = Alert.objects.get(pk=error.existing_id).ivorn
+        except BadInput:
+            outcome[name] = "refused"
+    return outcome
+
+
+def test_gaia_bulk_harvest_checks_every_row_as_create_alert_does(tmp_path, alert):
+    from django.db import transaction
+
+    Alert.objects.create(ivorn="ivo://GAIA20AAI", ra=200.0, dec=-50.0)
+    with transaction.atomic():
+        expected = one_by_one(BULK_ROWS)
+        transaction.set_rollback(True)
+    assert list(expected.values()).count("created") == 4  # the reference is not trivial
+    index = tmp_path / "alerts.csv"
+    index.write_text(GAIA_HEADER + "".join(BULK_ROWS))
+    report = harvest_gaia_index([index])
+    found = {}
+    for record in HarvestedObject.objects.filter(source="gaia").select_related("alert"):
+        if record.alert is None:
+            found[record.name] = "refused"
+        elif record.alert.ivorn == f"ivo://{record.name}":
+            found[record.name] = "created"
+        else:
+            found[record.name] = record.alert.ivorn
+    assert found == expected
+    assert report.alerts_created == 4
+    assert len(report.errors) == 1 and "line 8" in report.errors[0] and "future" in report.errors[0]
+    # The neighbour adopted the row: the Gaia name is now an alias of that alert.
+    assert Alias.objects.get(name="Gaia20aab").alert.ivorn == "ivo://Gaia20aaa"
+    assert Alias.objects.get(name="Gaia20aah").alert == alert
+    assert Alias.objects.get(name="Gaia20aaa").source == "gaia"
+    assert harvest_gaia_index([index]).changed == 0
+
+
+def test_gaia_bulk_harvest_batches_its_queries(tmp_path, db, django_assert_max_num_queries):
+    rows = [
+        gaia_line(f"Gaia21{chr(97 + k // 676)}{chr(97 + k // 26 % 26)}{chr(97 + k % 26)}", k * 0.1, 0)
+        for k in range(3000)
+    ]
+    index = tmp_path / "alerts.csv"
+    index.write_text(GAIA_HEADER + "".join(rows))
+    # Batched inserts (SQLite takes ~80 rows per INSERT), not the ten queries per alert of
+    # create_alert called one by one (30,000 here).
+    with django_assert_max_num_queries(300):
+        report = harvest_gaia_index([index])
+    assert report.alerts_created == 3000 and report.aliases_added == 3000 and report.errors == []
+    assert Alert.objects.count() == 3000 and HarvestedObject.objects.filter(alert=None).count() == 0
+
+
+def test_gaia_bulk_chunk_meeting_a_concurrent_alert_is_redone_one_by_one(tmp_path, db, monkeypatch):
+    from alerts import services
+
+    # Another writer created ivo://Gaia20aab after the in-memory check read the names.
+    raced = Alert.objects.create(ivorn="ivo://Gaia20aab", ra=100.0, dec=0.0)
+    monkeypatch.setattr(services, "known_names", lambda: {})
+    index = tmp_path / "alerts.csv"
+    index.write_text(GAIA_HEADER + gaia_line("Gaia20aaa", "1", "1") + gaia_line("Gaia20aab", "2", "2"))
+    report = harvest_gaia_index([index])
+    assert report.alerts_created == 1 and report.errors == []
+    assert HarvestedObject.objects.get(name="Gaia20aab").alert == raced
+    assert Alert.objects.get(ivorn="ivo://Gaia20aaa").aliases.get().name == "Gaia20aaa"
+
+
+def test_position_by_name_answers_json_for_the_form(tmp_path, db, client):
+    harvest_tns([tns_file(tmp_path)], TnsSelection(), now=NOW)
+    body = client.get("/newevent/position", {"name": "AT2024abd"}).json()
+    assert (body["name"], body["ra"], body["dec"]) == ("2024abd", 200.5, -30.0)
+    assert body["position_from"].startswith("TNS 2024abd, harvested ")
+    missing = client.get("/newevent/position", {"name": "2024zzz"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert client.get("/newevent/position").status_code == 400
+    assert client.post("/newevent/position", {"name": "2024abd"}).status_code == 405
+    assert not Alert.objects.exists()

@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 
 from alerts.services import import_legacy_alerts
 from calibration.models import FollowupPoint
+from calibration.services import set_hidden
 from observers.models import Observatory
 from tests.conftest import LEGACY, import_legacy_lightcurve
 
@@ -153,7 +154,7 @@ def test_errors_are_one_plain_line(asassn14gy, client, query, status, message):
 
 
 def test_hidden_points_never_appear_in_the_data(asassn14gy, client):
-    FollowupPoint.objects.filter(pk=6125).update(hidden=True)
+    set_hidden(FollowupPoint.objects.get(pk=6125), True)
     assert data(client, "alert_id=25477").json()["id"] == [6124, 6126]
     csv = Table.read(data(client, "alert_id=25477&format=csv").content.decode(), format="ascii.csv")
     assert list(csv["id"]) == [6124, 6126]

@@ -42,7 +42,11 @@ def test_points_stored_with_the_total_error_keep_the_statistical_part():
         **common,
     )
     limit = FollowupPoint.objects.create(
-        mjd=59374.1, mag_err=-1, is_limit=True, details={"mag_err_stat": -1.0}, catalog_sha256="b" * 64,
+        mjd=59374.1,
+        mag_err=-1,
+        is_limit=True,
+        details={"mag_err_stat": -1.0},
+        catalog_sha256="b" * 64,
         **common,
     )
     imported = FollowupPoint.objects.create(
@@ -69,4 +73,42 @@ def test_points_stored_with_the_total_error_keep_the_statistical_part():
     restored = apps.get_model("calibration", "FollowupPoint").objects.get(pk=stored.pk)
     assert restored.mag_err == pytest.approx(math.hypot(0.0085, 0.0134))
     assert len(restored.details["history"]) == 1
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_latest_point_is_filled_from_the_visible_points():
+    before = [("alerts", "0003_aliases_merges_harvests"), ("calibration", "0005_duplicate_per_band")]
+    apps = migrate(before)
+    Alert = apps.get_model("alerts", "Alert")
+    Observatory = apps.get_model("observers", "Observatory")
+    FollowupPoint = apps.get_model("calibration", "FollowupPoint")
+    User = apps.get_model("auth", "User")
+    observed, never = (
+        Alert.objects.create(ivorn=f"ivo://migration/{n}", ivorn_key=f"ivo://migration/{n}", ra=1, dec=2)
+        for n in ("observed", "never")
+    )
+    observatory = Observatory.objects.create(
+        name="Old", prefix="Old", longitude=0, latitude=0, user=User.objects.create(username="old")
+    )
+    common = {"alert": observed, "observatory": observatory, "survey": "APASS", "mag_err": 0.1}
+    FollowupPoint.objects.create(mjd=59000.0, filter="V", mag=15.0, catalog_sha256="a" * 64, **common)
+    FollowupPoint.objects.create(mjd=59001.0, filter="g", mag=16.0, catalog_sha256="b" * 64, **common)
+    # A hidden later point is not the latest one, and not counted.
+    FollowupPoint.objects.create(
+        mjd=59002.0, filter="r", mag=17.0, hidden=True, catalog_sha256="c" * 64, **common
+    )
+
+    apps = migrate([("alerts", "0004_latest_point_on_alert")])
+    Alert = apps.get_model("alerts", "Alert")
+    filled = Alert.objects.get(pk=observed.pk)
+    assert (filled.nfollowup, filled.latest_mjd, filled.latest_mag, filled.latest_filter) == (
+        2,
+        59001.0,
+        16.0,
+        "g",
+    )
+    assert filled.latest_is_limit is False
+    empty = Alert.objects.get(pk=never.pk)
+    assert (empty.nfollowup, empty.latest_mjd, empty.latest_filter) == (0, None, "")
     migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

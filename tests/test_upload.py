@@ -295,12 +295,19 @@ def test_list_of_followups(make_observatory, star_alert, client):
 def test_recalibrate_command_records_old_and_new(observatory, star_alert, client):
     _, hashtag = observatory
     pk = upload(client, hashtag).json()["followup_id"]
+    point = FollowupPoint.objects.get(pk=pk)
+    star_alert.refresh_from_db()
+    # The upload stored the alert's latest point and count (what the alert list sorts by).
+    assert (star_alert.nfollowup, star_alert.latest_mjd, star_alert.latest_mag) == (1, point.mjd, point.mag)
     FollowupPoint.objects.filter(pk=pk).update(mag=99.0, algorithm_version="old")
+    Alert.objects.filter(pk=star_alert.pk).update(latest_mag=99.0)
     out = StringIO()
     call_command("recalibrate", "--alert", star_alert.ivorn, stdout=out)
     assert "1 recalibrated" in out.getvalue()
     point = FollowupPoint.objects.get(pk=pk)
     assert abs(point.mag - STAR_G) < 0.1
+    star_alert.refresh_from_db()
+    assert star_alert.latest_mag == point.mag and star_alert.latest_filter == point.filter
     history = point.details["history"]
     assert history[-1]["old"]["mag"] == 99.0 and history[-1]["old"]["algorithm_version"] == "old"
 
