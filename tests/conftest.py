@@ -179,3 +179,17 @@ def star_alert(apass):
     from alerts.models import Alert
 
     return Alert.objects.create(ivorn="ivo://demo/GRB210605A field star", ra=STAR_RA, dec=STAR_DEC)
+
+
+def alerts_on_a_line(count: int = 120) -> list:
+    """``count`` alerts on a line of RA (0.5 degree apart), every tenth with an alias."""
+    from alerts.models import Alert
+    from alerts.services import add_alias
+
+    alerts = Alert.objects.bulk_create(
+        Alert(ivorn=f"ivo://bench/A{k:03d}", ivorn_key=f"ivo://bench/a{k:03d}", ra=k * 0.5, dec=10.0)
+        for k in range(count)
+    )
+    for alert in alerts[::10]:
+        add_alias(alert, f"2024x{alert.ivorn[-3:]}")
+    return alerts

@@ -8,18 +8,13 @@ from alerts.models import Alert, GaiaPoint
 from alerts.services import add_alias, merge_alerts, undo_merge
 from calibration.models import FollowupPoint
 from calibration.services import set_hidden
+from tests.conftest import alerts_on_a_line
 
 
 @pytest.fixture
 def many(db):
     """120 alerts on a line of RA, every tenth with an alias."""
-    alerts = Alert.objects.bulk_create(
-        Alert(ivorn=f"ivo://bench/A{k:03d}", ivorn_key=f"ivo://bench/a{k:03d}", ra=k * 0.5, dec=10.0)
-        for k in range(120)
-    )
-    for alert in alerts[::10]:
-        add_alias(alert, f"2024x{alert.ivorn[-3:]}")
-    return alerts
+    return alerts_on_a_line()
 
 
 def names_on(body: str) -> list[str]:

@@ -6,6 +6,7 @@ from alerts.harvesting import harvest_tns
 from alerts.models import Alert, GaiaPoint
 from alerts.services import add_alias
 from alerts.sources.tns import TnsSelection
+from tests.conftest import alerts_on_a_line
 from tests.test_harvest import NOW, tns_file
 
 pytestmark = pytest.mark.browser
@@ -18,13 +19,7 @@ TRACES = """gd => gd.data.filter(t => t.name).map(t => [
 @pytest.fixture
 def listed(transactional_db):
     """120 alerts on a line of RA, every tenth with an alias."""
-    alerts = Alert.objects.bulk_create(
-        Alert(ivorn=f"ivo://bench/A{k:03d}", ivorn_key=f"ivo://bench/a{k:03d}", ra=k * 0.5, dec=10.0)
-        for k in range(120)
-    )
-    for alert in alerts[::10]:
-        add_alias(alert, f"2024x{alert.ivorn[-3:]}")
-    return alerts
+    return alerts_on_a_line()
 
 
 def names(page) -> list[str]:
@@ -41,31 +36,39 @@ def test_alert_list_search_cone_sort_and_pages(listed, page, live_server, outsid
     page.goto(f"{live_server.url}/list_of_alerts")
     assert page.locator("p.count").text_content().strip() == "120 alerts, page 1 of 3"
     assert len(names(page)) == 50 and names(page)[0] == "bench/A119"
-    page.click("nav.pages a:has-text('next')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("nav.pages a:has-text('next')")
     assert "page 2 of 3" in page.locator("p.count").text_content() and names(page)[0] == "bench/A069"
-    page.click("nav.pages a:has-text('last')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("nav.pages a:has-text('last')")
     assert len(names(page)) == 20
 
     # Sorting by a column keeps to it across pages; a second click turns it round.
     page.goto(f"{live_server.url}/list_of_alerts")
-    page.click("thead a:has-text('Alert')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("thead a:has-text('Alert')")
     assert names(page)[:2] == ["bench/A000", "bench/A001"]
-    page.click("nav.pages a:has-text('next')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("nav.pages a:has-text('next')")
     assert names(page)[0] == "bench/A050" and "sort=name" in page.url
-    page.click("thead a:has-text('Alert')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("thead a:has-text('Alert')")
     assert names(page)[0] == "bench/A119"
 
     # Search by an alias (any case), then a cone.
     page.fill("input[name=q]", "2024X01")
-    page.click("form.filters button:has-text('Search')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("form.filters button:has-text('Search')")
     assert names(page) == ["bench/A010"] and page.locator("p.count").text_content().strip() == "1 alert"
     assert "2024x010" in page.locator("table.data tbody").text_content()
     page.fill("input[name=q]", "")
     page.fill("input[name=cone]", "10.0,10.0,0.6")
-    page.click("form.filters button:has-text('Search')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("form.filters button:has-text('Search')")
     assert sorted(names(page)) == ["bench/A019", "bench/A020", "bench/A021"]
     page.fill("input[name=cone]", "1,2")
-    page.click("form.filters button:has-text('Search')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("form.filters button:has-text('Search')")
     assert "cone must be" in page.content()
     assert outside_requests == []
 
@@ -86,7 +89,8 @@ def test_alert_page_names_position_gaia_trace_and_upload(observatory, page, live
     page.wait_for_selector("#lightcurve .main-svg")
     traces = page.locator("#lightcurve").evaluate(TRACES)
     assert ["Gaia G (alerts; approx. errors)", 3] in traces
-    page.click("a:has-text('Upload for this alert')")
+    with page.expect_navigation():  # read the next page, not the one being left
+        page.click("a:has-text('Upload for this alert')")
     assert page.locator("#id_EventID").input_value() == "ivo://Gaia16aye"
     assert outside_requests == []
 

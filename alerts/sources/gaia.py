@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from astropy.time import Time
 
-from .rows import RowError, RowRefused, clean_name, dict_rows, digest, number, open_text, timestamp
+from .rows import RowError, RowRefused, clean_name, digest, number, open_text, read_rows, timestamp
 
 REQUIRED = ("Name", "RaDeg", "DecDeg")
 GAIA_NAME = re.compile(r"^Gaia\d{2}[a-z]{1,4}$")
@@ -72,21 +72,8 @@ def _alert(line: int, row: dict) -> GaiaAlert:
 
 def read_index(path) -> tuple[list[GaiaAlert], list[RowError]]:
     """The alerts of alerts.csv and its refused rows (a missing column refuses the whole file)."""
-    alerts, errors = [], []
     with open_text(path) as handle:
-        try:
-            for item in dict_rows(handle, 1, REQUIRED, strip_hash=True):
-                if isinstance(item, RowError):
-                    errors.append(item)
-                    continue
-                line, row = item
-                try:
-                    alerts.append(_alert(line, row))
-                except RowRefused as error:
-                    errors.append(RowError(line, str(error)))
-        except RowRefused as error:
-            return [], [RowError(1, str(error).removeprefix("line 1: "))]
-    return alerts, errors
+        return read_rows(handle, 1, REQUIRED, _alert, strip_hash=True)
 
 
 def tcb_jd_to_utc_mjd(jd_tcb) -> np.ndarray:

@@ -116,3 +116,25 @@ def dict_rows(lines, header_line: int, required: tuple[str, ...], *, strip_hash:
             yield RowError(line, f"{len(values)} fields where the header has {len(names)} (truncated?)")
             continue
         yield line, dict(zip(names, values, strict=True))
+
+
+def read_rows(lines, header_line: int, required: tuple[str, ...], build, *, strip_hash: bool = False):
+    """``build(line, row)`` for every row of a CSV (see ``dict_rows``): (built items, RowErrors).
+
+    A row ``build`` refuses (RowRefused) is reported at its line and the others go on; a header
+    missing a required column refuses the whole file, reported at the header's line.
+    """
+    built, errors = [], []
+    try:
+        for item in dict_rows(lines, header_line, required, strip_hash=strip_hash):
+            if isinstance(item, RowError):
+                errors.append(item)
+                continue
+            line, row = item
+            try:
+                built.append(build(line, row))
+            except RowRefused as error:
+                errors.append(RowError(line, str(error)))
+    except RowRefused as error:
+        return [], [RowError(header_line, str(error).removeprefix(f"line {header_line}: "))]
+    return built, errors

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .rows import RowError, RowRefused, clean_name, dict_rows, digest, number, open_text, timestamp
+from .rows import RowError, RowRefused, clean_name, digest, number, open_text, read_rows, timestamp
 
 REQUIRED = ("objid", "name_prefix", "name", "ra", "declination", "internal_names")
 #: TNS names: the year and one to four lower-case letters (2016aa, 2024abc, 2024aaaa).
@@ -100,23 +100,11 @@ def _object(line: int, row: dict) -> TnsObject:
 
 def read_tns(path) -> tuple[datetime | None, list[TnsObject], list[RowError]]:
     """The dump's time, its objects and its refused rows (a missing column refuses the whole file)."""
-    objects, errors = [], []
     with open_text(path) as handle:
         first = handle.readline().strip().strip('"')
         try:
             dumped = datetime.fromisoformat(first).replace(tzinfo=UTC) if first else None
         except ValueError:
             return None, [], [RowError(1, f"the first line is not the dump's time: {first[:40]!r}")]
-        try:
-            for item in dict_rows(handle, 2, REQUIRED):
-                if isinstance(item, RowError):
-                    errors.append(item)
-                    continue
-                line, row = item
-                try:
-                    objects.append(_object(line, row))
-                except RowRefused as error:
-                    errors.append(RowError(line, str(error)))
-        except RowRefused as error:
-            return dumped, [], [RowError(2, str(error).removeprefix("line 2: "))]
+        objects, errors = read_rows(handle, 2, REQUIRED, _object)
     return dumped, objects, errors
