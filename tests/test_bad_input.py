@@ -41,7 +41,11 @@ def field_alert(db):
 def media_files(media) -> list[Path]:
     """Every file under MEDIA_ROOT (lock files included: a refused upload may not even create those)."""
     root = Path(media)
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    # A refused web form keeps its catalog for this session only, for 30 minutes, so the observer
+    # corrects the fields without choosing the file again (calibration/pending.py): not a
+    # stored upload. Everything else under MEDIA_ROOT counts.
+    files = root.rglob("*") if root.exists() else []
+    return sorted(p for p in files if p.is_file() and "pending" not in p.relative_to(root).parts[:1])
 
 
 def fields(**extra) -> dict:
