@@ -275,7 +275,10 @@ def _fetch_postgres(cursor, catalog_pk, magnitudes, low, high) -> np.ndarray:
     ranges = " OR ".join(f"healpix BETWEEN {int(a)} AND {int(b)}" for a, b in zip(low, high, strict=True))
     query = f"SELECT {select} FROM {_TABLE} WHERE catalog_id = {int(catalog_pk)} AND ({ranges})"  # noqa: S608 - integers only
     buffer = io.BytesIO()
-    cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buffer)
+    # copy_expert is psycopg2's own, which Django's cursor does not wrap: without this a server
+    # gone mid-COPY raised psycopg2.OperationalError, which no handler knew, and answered 500.
+    with connection.wrap_database_errors:
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT binary)", buffer)
     fields = [("ra", ">f8"), ("dec", ">f8"), ("source_id", ">i8")] + [(c, ">f4") for c in magnitudes]
     dtype = np.dtype(
         [("count", ">i2")] + [item for name, kind in fields for item in ((f"{name}_n", ">i4"), (name, kind))]

@@ -104,3 +104,37 @@ def test_a_database_error_on_a_live_connection_is_a_bug_not_an_outage():
     middleware = DatabaseUnavailableMiddleware(lambda request: None)
     error = ProgrammingError('relation "nope" does not exist')
     assert middleware.process_exception(RequestFactory().get("/cgi/upload"), error) is None
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_server_gone_during_the_reference_copy_is_django_s_operational_error(apass):
+    """The cone's binary COPY goes through psycopg2 directly: its errors must arrive as Django's."""
+    import numpy as np
+    from django.db import OperationalError, connection
+
+    from calibration.models import ReferenceCatalog
+    from calibration.references import _fetch
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary COPY is PostgreSQL's")
+    catalog = ReferenceCatalog.objects.get(survey="APASS").pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    # Another session ends this one's backend, as a server restart does.
+    import psycopg2
+
+    settings_dict = connection.settings_dict
+    other = psycopg2.connect(
+        dbname=settings_dict["NAME"], user=settings_dict["USER"], password=settings_dict["PASSWORD"],
+        host=settings_dict["HOST"], port=settings_dict["PORT"],
+    )  # fmt: skip
+    try:
+        with other, other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        other.close()
+    with pytest.raises(OperationalError):
+        _fetch(catalog, ["g"], np.array([0]), np.array([2**40]))
+    connection.close()
