@@ -6,6 +6,8 @@ import json
 from django.urls import reverse
 from plotly.utils import PlotlyJSONEncoder
 
+from gsafollowup.timing import stage
+
 from .plots import calibration_figure, calibration_png
 from .services import UploadOutcome
 
@@ -31,7 +33,8 @@ def image_link(request, outcome: UploadOutcome, no_plot: bool) -> str | None:
         return None
     if outcome.point is not None:
         return plot_url(request, outcome.point.pk)
-    return base64.b64encode(calibration_png(outcome.result.to_dict())).decode("ascii")
+    with stage("plot"):
+        return base64.b64encode(calibration_png(outcome.result.to_dict())).decode("ascii")
 
 
 def upload_payload(request, outcome: UploadOutcome, no_plot: bool) -> dict:

@@ -16,6 +16,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
 from gsafollowup.errors import Forbidden, NotAuthenticated, Throttled
+from gsafollowup.timing import stage
 
 from .models import HASHTAG_RE, Hashtag, HashtagFailure
 
@@ -210,11 +211,13 @@ class HashtagAuthentication(authentication.BaseAuthentication):
         return None
 
     def authenticate(self, request):
-        clear = self._clear_value(request)
+        with stage("parse"):  # a form post's hashtag is in its body: reading it parses the upload
+            clear = self._clear_value(request)
         if not clear:
             return None
         try:
-            found = check_hashtag(request._request, clear)
+            with stage("hashtag"):
+                found = check_hashtag(request._request, clear)
         except Throttled as error:
             raise exceptions.Throttled(detail=error.message) from error
         except NotAuthenticated as error:
