@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas
 from astropy import units as u
 from astropy.io import ascii as astropy_ascii
 from astropy.io import fits
@@ -324,6 +325,51 @@ def _astropy_header_names(header, line: str) -> tuple[tuple[str, ...], tuple]:
     return tuple(names_table.colnames), tuple((name, names_table[name].unit) for name in names_table.colnames)
 
 
+#: The only bytes a block of rows may hold for pandas' C parser to read it: digits, signs,
+#: points, exponents, blanks and newlines. Anything else (quotes, nan, inf, a stray letter) is
+#: read by astropy's C reader, as before.
+_NUMERIC_BYTES = b"0123456789+-.eE \n"
+
+
+def _numeric_rows(text: str, names: list[str], wanted: list[str]) -> tuple[dict, int] | None:
+    """The wanted columns of rows of plain decimal numbers (pandas' C parser), or None: then astropy.
+
+    About 40 % faster than astropy's reader on a DECam catalog, with the same float64 values
+    (both round each decimal correctly; pandas converts every column, astropy only the wanted
+    ones). Where the two could differ, None hands the block to astropy, which gives the answer
+    or the error it always gave: a row of another length (pandas raises on every one except a
+    longer first row, checked here), a value that only astropy refuses (an integer beyond int64,
+    a column astropy then reads as text), and '-0', an integer zero to astropy.
+    """
+    if not text.isascii():
+        return None
+    data = text.encode("ascii")
+    first = data.lstrip().split(b"\n", 1)[0]
+    if data.translate(None, _NUMERIC_BYTES) or len(first.split()) != len(names):
+        return None
+    try:
+        frame = pandas.read_csv(
+            io.BytesIO(data),
+            sep=r"\s+",
+            header=None,
+            names=range(len(names)),
+            dtype=np.float64,
+            engine="c",
+            na_filter=False,
+        )
+    except ValueError:  # includes pandas' ParserError: a row of another length, a malformed number
+        return None
+    position = {name: i for i, name in enumerate(names)}
+    columns = {}
+    for name in wanted:
+        values = frame[position[name]].to_numpy()
+        beyond = ~np.isfinite(values) | (np.abs(values) >= 2.0**53)
+        if beyond.any() or np.signbit(values[values == 0]).any():
+            return None
+        columns[name] = values
+    return columns, len(frame)
+
+
 class _AsciiReader:
     """A SExtractor ASCII_HEAD catalog read as its bytes arrive, refused at the first limit passed.
 
@@ -484,22 +530,27 @@ class _AsciiReader:
             text = _COMMENT_LINES.sub("", "\n" + text)[1:]
         if not text or text.isspace():
             return
-        try:
-            table = astropy_ascii.read(
-                text,
-                format="no_header",
-                names=self.names,
-                include_names=list(self.parts),
-                guess=False,
-                fast_reader=True,
-            )
-        except InconsistentTableError as error:
-            raise bad(f"rows do not all have the {self.n_values} values the header implies") from error
-        self.rows += len(table)
+        plain = _numeric_rows(text, self.names, list(self.parts))
+        if plain is not None:
+            columns, n_rows = plain
+        else:
+            try:
+                table = astropy_ascii.read(
+                    text,
+                    format="no_header",
+                    names=self.names,
+                    include_names=list(self.parts),
+                    guess=False,
+                    fast_reader=True,
+                )
+            except InconsistentTableError as error:
+                raise bad(f"rows do not all have the {self.n_values} values the header implies") from error
+            columns, n_rows = table, len(table)
+        self.rows += n_rows
         if self.rows > self.max_rows:
             raise bad(f"the catalog has more than {self.max_rows} rows; the limit is {self.max_rows}")
         for name, parts in self.parts.items():
-            parts.append(_numeric(table[name], name))
+            parts.append(_numeric(columns[name], name))
 
     def finish(self) -> SourceCatalog:
         """The stream has ended: the last line, the checks of the whole file, the catalog."""
