@@ -12,6 +12,7 @@ import math
 import os
 import re
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -687,23 +688,36 @@ def _read_fits_tables(data: bytes, max_rows: int) -> SourceCatalog:
         if not tables:
             raise bad("the FITS file has no table: upload the source catalog, not the image")
         ldac = [(i, h) for i, h in tables if h.name == "LDAC_OBJECTS"]
-        chosen = ldac or [(i, h) for i, h in tables if _has_required(h.columns.names)][:1] or tables[:1]
+        layouts = {}
+
+        def layout(index, hdu):
+            if index not in layouts:
+                layouts[index] = _TableLayout.of(data, hdu)
+            return layouts[index]
+
+        chosen = ldac or [(i, h) for i, h in tables if _has_required(layout(i, h).names)][:1] or tables[:1]
         fmt = "fits_ldac" if ldac else "fits"
-        for _, hdu in chosen:
-            named = [name.upper() for name in hdu.columns.names if name]
+        for index, hdu in chosen:
+            named = [name.upper() for name in layout(index, hdu).names if name]
             twice = sorted({name for name in named if named.count(name) > 1})
             if twice:
                 raise bad(f"the FITS table has two columns named {twice[0]}: each needs its own name")
         n_rows = sum(_checked_rows(hdul, i, h, len(data)) for i, h in chosen)
         if n_rows > max_rows:
             raise bad(f"the catalog has {n_rows} rows; the limit is {max_rows}")
+        first = layout(*chosen[0])
         # A column without TTYPE has no name: nothing can ask for it.
-        names = [name for name in chosen[0][1].columns.names if name]
-        units = {c.name.upper(): c.unit for c in chosen[0][1].columns if c.name}
-        records = [_plain_records(data, hdu) for _, hdu in chosen]
+        names = [name for name in first.names if name]
+        units = {name.upper(): unit for name, unit in zip(first.names, first.units, strict=True) if name}
+        records = [layout(i, hdu).records(data, hdu) for i, hdu in chosen]
 
         def get(name):
-            parts = [_table_column(rec, hdu, name) for rec, (_, hdu) in zip(records, chosen, strict=True)]
+            parts = [
+                records[k][name]
+                if name in layout(i, hdu).plain and records[k] is not None
+                else np.asarray(hdu.data[name])
+                for k, (i, hdu) in enumerate(chosen)
+            ]
             return (parts[0] if len(parts) == 1 else np.concatenate(parts)), units.get(name.upper())
 
         return _assemble(get, names, fmt)
@@ -711,36 +725,87 @@ def _read_fits_tables(data: bytes, max_rows: int) -> SourceCatalog:
 
 #: Binary-table formats whose stored values are the values (no scaling, no bits, no strings).
 _PLAIN_FORMATS = frozenset("BIJKED")
+#: Table headers up to this size have their layout remembered (an observatory's pipeline writes
+#: the same table header on every frame but for NAXIS2): astropy takes ~3 ms to build the column
+#: objects of a 40-column LDAC table from its cards.
+_CACHED_TABLE_HEADER_BYTES = 64 * 1024
+_LAYOUTS: "dict[bytes, _TableLayout]" = {}
+_LAYOUTS_LOCK = threading.Lock()
+_NAXIS2_CARD = b"NAXIS2  ="
 
 
-def _plain_records(data: bytes, hdu) -> np.ndarray | None:
-    """The rows of a binary table as a numpy record view of the file's bytes, or None.
+@dataclass(frozen=True)
+class _TableLayout:
+    """What the reader needs of a table's column definitions, all from its header's cards."""
 
-    astropy's ``hdu.data`` builds a second set of column objects for the FITS_rec (about 5 ms
-    for a 40-column LDAC table); a column of a plain format reads the same from this view.
-    """
-    if not isinstance(hdu, fits.BinTableHDU):
-        return None
-    dtype = hdu.columns.dtype.newbyteorder(">")
+    names: tuple
+    units: tuple
+    plain: frozenset  # names of the columns a record view of the file's bytes reads as astropy does
+    dtype: np.dtype | None  # big-endian record dtype; None if the rows cannot be viewed so
+
+    @classmethod
+    def of(cls, data: bytes, hdu) -> "_TableLayout":
+        """The layout of one table HDU: remembered by its header's bytes (NAXIS2 aside), else astropy's."""
+        key = _layout_key(data, hdu)
+        if key is not None:
+            with _LAYOUTS_LOCK:
+                known = _LAYOUTS.get(key)
+            if known is not None:
+                return known
+        layout = cls.from_columns(hdu)
+        if key is not None:
+            with _LAYOUTS_LOCK:
+                while len(_LAYOUTS) >= 32:
+                    _LAYOUTS.pop(next(iter(_LAYOUTS)))
+                _LAYOUTS[key] = layout
+        return layout
+
+    @classmethod
+    def from_columns(cls, hdu) -> "_TableLayout":
+        columns = hdu.columns
+        dtype = None
+        if isinstance(hdu, fits.BinTableHDU):
+            try:
+                dtype = columns.dtype.newbyteorder(">")
+            except ValueError:
+                pass  # e.g. two columns of one name (refused by the reader with its own message)
+        if dtype is not None and dtype.itemsize != hdu.header.get("NAXIS1"):
+            dtype = None
+        plain = frozenset(
+            column.name
+            for column in columns
+            if column.format.format in _PLAIN_FORMATS
+            and column.format.repeat == 1
+            and column.bscale in (None, 1)
+            and column.bzero in (None, 0)
+            and not column.dim
+        )
+        return cls(
+            tuple(columns.names), tuple(c.unit for c in columns), plain if dtype else frozenset(), dtype
+        )
+
+    def records(self, data: bytes, hdu) -> np.ndarray | None:
+        """The table's rows as a numpy record view of the file's bytes, or None.
+
+        astropy's ``hdu.data`` builds a second set of column objects for the FITS_rec (about 5 ms
+        for a 40-column LDAC table); a column of a plain format reads the same from this view.
+        """
+        info = hdu.fileinfo()
+        if self.dtype is None or info is None:
+            return None
+        return np.frombuffer(data, dtype=self.dtype, count=hdu.header["NAXIS2"], offset=info["datLoc"])
+
+
+def _layout_key(data: bytes, hdu) -> bytes | None:
+    """The bytes of a table's header without its NAXIS2 card (the rows), or None if not remembered."""
     info = hdu.fileinfo()
-    if info is None or dtype.itemsize != hdu.header.get("NAXIS1"):
+    if info is None or info["datLoc"] - info["hdrLoc"] > _CACHED_TABLE_HEADER_BYTES:
         return None
-    return np.frombuffer(data, dtype=dtype, count=hdu.header["NAXIS2"], offset=info["datLoc"])
-
-
-def _table_column(records: np.ndarray | None, hdu, name: str) -> np.ndarray:
-    """One column's values: from the record view when its format is plain, else from astropy."""
-    column = hdu.columns[name]
-    fmt = column.format
-    plain = (
-        records is not None
-        and fmt.format in _PLAIN_FORMATS
-        and fmt.repeat == 1
-        and column.bscale in (None, 1)
-        and column.bzero in (None, 0)
-        and not column.dim
-    )
-    return records[column.name] if plain else np.asarray(hdu.data[name])
+    header = data[info["hdrLoc"] : info["datLoc"]]
+    for position in range(0, len(header), 80):
+        if header[position : position + 9] == _NAXIS2_CARD:
+            return type(hdu).__name__.encode() + header[:position] + header[position + 80 :]
+    return None
 
 
 def _has_required(names) -> bool:
