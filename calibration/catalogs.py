@@ -5,17 +5,20 @@ binary/ASCII tables, and FITS_LDAC (the ``LDAC_OBJECTS`` table). astropy does th
 this module guards it so that only :class:`gsafollowup.errors.BadCatalog` leaves the reader.
 """
 
+import functools
 import io
 import itertools
 import math
 import os
 import re
 import struct
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas
 from astropy import units as u
 from astropy.io import ascii as astropy_ascii
 from astropy.io import fits
@@ -298,6 +301,76 @@ def _whole_fits(chunks) -> bytes:
 _COMMENT_LINES = re.compile(r"\n[ \f\v]*#[^\n]*(?=\n)")
 
 
+#: Headers up to this size have their names and units remembered: an observatory's pipeline
+#: writes the same header on every frame, and astropy takes about 4 ms to read one.
+_CACHED_HEADER_BYTES = 64 * 1024
+
+
+def _header_names(header: tuple[str, ...], line: str, n_values: int, header_bytes: int):
+    """Names and units that astropy's SExtractor reader gives this header and first row."""
+    if header_bytes <= _CACHED_HEADER_BYTES and line.isascii() and line.isprintable() and '"' not in line:
+        # A row of printable ASCII without quotes is split by astropy where line.split() splits
+        # it: the names and units then depend on the header and the number of values alone.
+        return _cached_header_names(header, n_values)
+    return _astropy_header_names(header, line)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_header_names(header: tuple[str, ...], n_values: int):
+    # A stand-in row of as many values keeps the row's own values out of the key.
+    return _astropy_header_names(header, " ".join(["0"] * n_values))
+
+
+def _astropy_header_names(header, line: str) -> tuple[tuple[str, ...], tuple]:
+    names_table = astropy_ascii.read([*header, line], format="sextractor", guess=False)
+    return tuple(names_table.colnames), tuple((name, names_table[name].unit) for name in names_table.colnames)
+
+
+#: The only bytes a block of rows may hold for pandas' C parser to read it: digits, signs,
+#: points, exponents, blanks and newlines. Anything else (quotes, nan, inf, a stray letter) is
+#: read by astropy's C reader, as before.
+_NUMERIC_BYTES = b"0123456789+-.eE \n"
+
+
+def _numeric_rows(text: str, names: list[str], wanted: list[str]) -> tuple[dict, int] | None:
+    """The wanted columns of rows of plain decimal numbers (pandas' C parser), or None: then astropy.
+
+    About 40 % faster than astropy's reader on a DECam catalog, with the same float64 values
+    (both round each decimal correctly; pandas converts every column, astropy only the wanted
+    ones). Where the two could differ, None hands the block to astropy, which gives the answer
+    or the error it always gave: a row of another length (pandas raises on every one except a
+    longer first row, checked here), a value that only astropy refuses (an integer beyond int64,
+    a column astropy then reads as text), and '-0', an integer zero to astropy.
+    """
+    if not text.isascii():
+        return None
+    data = text.encode("ascii")
+    first = data.lstrip().split(b"\n", 1)[0]
+    if data.translate(None, _NUMERIC_BYTES) or len(first.split()) != len(names):
+        return None
+    try:
+        frame = pandas.read_csv(
+            io.BytesIO(data),
+            sep=r"\s+",
+            header=None,
+            names=range(len(names)),
+            dtype=np.float64,
+            engine="c",
+            na_filter=False,
+        )
+    except ValueError:  # includes pandas' ParserError: a row of another length, a malformed number
+        return None
+    position = {name: i for i, name in enumerate(names)}
+    columns = {}
+    for name in wanted:
+        values = frame[position[name]].to_numpy()
+        beyond = ~np.isfinite(values) | (np.abs(values) >= 2.0**53)
+        if beyond.any() or np.signbit(values[values == 0]).any():
+            return None
+        columns[name] = values
+    return columns, len(frame)
+
+
 class _AsciiReader:
     """A SExtractor ASCII_HEAD catalog read as its bytes arrive, refused at the first limit passed.
 
@@ -330,7 +403,11 @@ class _AsciiReader:
 
     def feed(self, chunk: bytes) -> None:
         # Tabs are valid separators in rows but defeat astropy's header pattern; CR and CRLF end lines.
-        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\t", b" ")
+        # Each replace copies the chunk: skip those with nothing to replace (memchr is ~50x cheaper).
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\t" in chunk:
+            chunk = chunk.replace(b"\t", b" ")
         cut = chunk.rfind(b"\n")
         if cut < 0:
             self._extend_pending(chunk)
@@ -434,11 +511,11 @@ class _AsciiReader:
             raise bad(f"the header declares {n_declared} columns but the rows have {n_values}")
         # astropy's SExtractor reader on the header and the first row: its names (vector columns
         # become NAME_1, ...) and units, exactly. Its rows are parsed by the fast reader below.
-        names_table = astropy_ascii.read([*self.header, line], format="sextractor", guess=False)
-        self.names = names_table.colnames
+        names, units = _header_names(tuple(self.header), line, n_values, self.header_bytes)
+        self.names = list(names)
         if len(self.names) != n_values:
             raise bad(f"header and rows disagree on the columns ({len(self.names)} names, {n_values} values)")
-        self.units = {name: names_table[name].unit for name in self.names}
+        self.units = dict(units)
         self.found = _choose_columns(self.names)
         declared = set(self.declared.values())
         for name in self.found.values():
@@ -454,22 +531,27 @@ class _AsciiReader:
             text = _COMMENT_LINES.sub("", "\n" + text)[1:]
         if not text or text.isspace():
             return
-        try:
-            table = astropy_ascii.read(
-                text,
-                format="no_header",
-                names=self.names,
-                include_names=list(self.parts),
-                guess=False,
-                fast_reader=True,
-            )
-        except InconsistentTableError as error:
-            raise bad(f"rows do not all have the {self.n_values} values the header implies") from error
-        self.rows += len(table)
+        plain = _numeric_rows(text, self.names, list(self.parts))
+        if plain is not None:
+            columns, n_rows = plain
+        else:
+            try:
+                table = astropy_ascii.read(
+                    text,
+                    format="no_header",
+                    names=self.names,
+                    include_names=list(self.parts),
+                    guess=False,
+                    fast_reader=True,
+                )
+            except InconsistentTableError as error:
+                raise bad(f"rows do not all have the {self.n_values} values the header implies") from error
+            columns, n_rows = table, len(table)
+        self.rows += n_rows
         if self.rows > self.max_rows:
             raise bad(f"the catalog has more than {self.max_rows} rows; the limit is {self.max_rows}")
         for name, parts in self.parts.items():
-            parts.append(_numeric(table[name], name))
+            parts.append(_numeric(columns[name], name))
 
     def finish(self) -> SourceCatalog:
         """The stream has ended: the last line, the checks of the whole file, the catalog."""
@@ -606,26 +688,124 @@ def _read_fits_tables(data: bytes, max_rows: int) -> SourceCatalog:
         if not tables:
             raise bad("the FITS file has no table: upload the source catalog, not the image")
         ldac = [(i, h) for i, h in tables if h.name == "LDAC_OBJECTS"]
-        chosen = ldac or [(i, h) for i, h in tables if _has_required(h.columns.names)][:1] or tables[:1]
+        layouts = {}
+
+        def layout(index, hdu):
+            if index not in layouts:
+                layouts[index] = _TableLayout.of(data, hdu)
+            return layouts[index]
+
+        chosen = ldac or [(i, h) for i, h in tables if _has_required(layout(i, h).names)][:1] or tables[:1]
         fmt = "fits_ldac" if ldac else "fits"
-        for _, hdu in chosen:
-            named = [name.upper() for name in hdu.columns.names if name]
+        for index, hdu in chosen:
+            named = [name.upper() for name in layout(index, hdu).names if name]
             twice = sorted({name for name in named if named.count(name) > 1})
             if twice:
                 raise bad(f"the FITS table has two columns named {twice[0]}: each needs its own name")
         n_rows = sum(_checked_rows(hdul, i, h, len(data)) for i, h in chosen)
         if n_rows > max_rows:
             raise bad(f"the catalog has {n_rows} rows; the limit is {max_rows}")
+        first = layout(*chosen[0])
         # A column without TTYPE has no name: nothing can ask for it.
-        names = [name for name in chosen[0][1].columns.names if name]
-        units = {c.name.upper(): c.unit for c in chosen[0][1].columns if c.name}
-        arrays = [h.data for _, h in chosen]
+        names = [name for name in first.names if name]
+        units = {name.upper(): unit for name, unit in zip(first.names, first.units, strict=True) if name}
+        records = [layout(i, hdu).records(data, hdu) for i, hdu in chosen]
 
         def get(name):
-            parts = [np.asarray(a[name]) for a in arrays]
+            parts = [
+                records[k][name]
+                if name in layout(i, hdu).plain and records[k] is not None
+                else np.asarray(hdu.data[name])
+                for k, (i, hdu) in enumerate(chosen)
+            ]
             return (parts[0] if len(parts) == 1 else np.concatenate(parts)), units.get(name.upper())
 
         return _assemble(get, names, fmt)
+
+
+#: Binary-table formats whose stored values are the values (no scaling, no bits, no strings).
+_PLAIN_FORMATS = frozenset("BIJKED")
+#: Table headers up to this size have their layout remembered (an observatory's pipeline writes
+#: the same table header on every frame but for NAXIS2): astropy takes ~3 ms to build the column
+#: objects of a 40-column LDAC table from its cards.
+_CACHED_TABLE_HEADER_BYTES = 64 * 1024
+_LAYOUTS: "dict[bytes, _TableLayout]" = {}
+_LAYOUTS_LOCK = threading.Lock()
+_NAXIS2_CARD = b"NAXIS2  ="
+
+
+@dataclass(frozen=True)
+class _TableLayout:
+    """What the reader needs of a table's column definitions, all from its header's cards."""
+
+    names: tuple
+    units: tuple
+    plain: frozenset  # names of the columns a record view of the file's bytes reads as astropy does
+    dtype: np.dtype | None  # big-endian record dtype; None if the rows cannot be viewed so
+
+    @classmethod
+    def of(cls, data: bytes, hdu) -> "_TableLayout":
+        """The layout of one table HDU: remembered by its header's bytes (NAXIS2 aside), else astropy's."""
+        key = _layout_key(data, hdu)
+        if key is not None:
+            with _LAYOUTS_LOCK:
+                known = _LAYOUTS.get(key)
+            if known is not None:
+                return known
+        layout = cls.from_columns(hdu)
+        if key is not None:
+            with _LAYOUTS_LOCK:
+                while len(_LAYOUTS) >= 32:
+                    _LAYOUTS.pop(next(iter(_LAYOUTS)))
+                _LAYOUTS[key] = layout
+        return layout
+
+    @classmethod
+    def from_columns(cls, hdu) -> "_TableLayout":
+        columns = hdu.columns
+        dtype = None
+        if isinstance(hdu, fits.BinTableHDU):
+            try:
+                dtype = columns.dtype.newbyteorder(">")
+            except ValueError:
+                pass  # e.g. two columns of one name (refused by the reader with its own message)
+        if dtype is not None and dtype.itemsize != hdu.header.get("NAXIS1"):
+            dtype = None
+        plain = frozenset(
+            column.name
+            for column in columns
+            if column.format.format in _PLAIN_FORMATS
+            and column.format.repeat == 1
+            and column.bscale in (None, 1)
+            and column.bzero in (None, 0)
+            and not column.dim
+        )
+        return cls(
+            tuple(columns.names), tuple(c.unit for c in columns), plain if dtype else frozenset(), dtype
+        )
+
+    def records(self, data: bytes, hdu) -> np.ndarray | None:
+        """The table's rows as a numpy record view of the file's bytes, or None.
+
+        astropy's ``hdu.data`` builds a second set of column objects for the FITS_rec (about 5 ms
+        for a 40-column LDAC table); a column of a plain format reads the same from this view.
+        """
+        info = hdu.fileinfo()
+        if self.dtype is None or info is None:
+            return None
+        return np.frombuffer(data, dtype=self.dtype, count=hdu.header["NAXIS2"], offset=info["datLoc"])
+
+
+def _layout_key(data: bytes, hdu) -> bytes | None:
+    """The bytes of a table's header without its NAXIS2 card (the rows), or None if not remembered."""
+    info = hdu.fileinfo()
+    if info is None or info["datLoc"] - info["hdrLoc"] > _CACHED_TABLE_HEADER_BYTES:
+        return None
+    header = data[info["hdrLoc"] : info["datLoc"]]
+    for position in range(0, len(header), 80):
+        if header[position : position + 9] == _NAXIS2_CARD:
+            return type(hdu).__name__.encode() + header[:position] + header[position + 80 :]
+    return None
 
 
 def _has_required(names) -> bool:
@@ -640,7 +820,8 @@ def _checked_rows(hdul, index: int, hdu, file_size: int) -> int:
     heap = header.get("PCOUNT", 0)
     if not all(isinstance(v, int) and v >= 0 for v in (row_bytes, n_rows, heap)):
         raise bad("the FITS table header has invalid dimensions")
-    start = hdul.fileinfo(index)["datLoc"]
+    # The HDU's own fileinfo: the HDUList's also checks every header for changes (2 ms a file).
+    start = (hdu.fileinfo() or hdul.fileinfo(index))["datLoc"]
     if start + row_bytes * n_rows + heap > file_size:
         raise bad("the FITS table is truncated or declares absurd dimensions")
     return n_rows

@@ -9,6 +9,8 @@ from astropy.coordinates import SkyCoord
 from django.urls import reverse
 from plotly.utils import PlotlyJSONEncoder
 
+from gsafollowup.timing import stage
+
 from .matching import LARGE_OFFSET_ARCSEC
 from .photometry import FEW_CALIBRATORS, LIMIT_SNR
 from .plots import calibration_figure, calibration_png
@@ -36,7 +38,8 @@ def image_link(request, outcome: UploadOutcome, no_plot: bool) -> str | None:
         return None
     if outcome.point is not None:
         return plot_url(request, outcome.point.pk)
-    return base64.b64encode(calibration_png(outcome.result.to_dict())).decode("ascii")
+    with stage("plot"):
+        return base64.b64encode(calibration_png(outcome.result.to_dict())).decode("ascii")
 
 
 def upload_payload(request, outcome: UploadOutcome, no_plot: bool) -> dict:

@@ -23,6 +23,7 @@ from gsafollowup.errors import (
     ServiceUnavailable,
     UnknownEvent,
 )
+from gsafollowup.timing import stage
 
 from .catalogs import SourceCatalog, read_catalog
 from .models import FollowupPoint
@@ -84,14 +85,16 @@ def run_calibration(
     content: bytes, filename: str, alert: Alert, match_dist, force_filter
 ) -> CalibrationResult:
     """Read the catalog, fetch reference stars and calibrate (no storage)."""
-    catalog = read_catalog(content, filename=filename)
+    with stage("read"):
+        catalog = read_catalog(content, filename=filename)
     usable = int(catalog.photometry_ok().sum())
     if usable < MIN_CALIBRATORS:
         raise CalibrationImpossible(
             f"The catalog has {usable} usable source(s); a calibration needs at least {MIN_CALIBRATORS}."
         )
-    ra, dec, radius = reference_cone(catalog, alert)
-    references = cone(ra, dec, radius)
+    with stage("cone"):
+        ra, dec, radius = reference_cone(catalog, alert)
+        references = cone(ra, dec, radius)
     if not references:
         if references.missing:
             names = ", ".join(references.missing)
@@ -100,9 +103,10 @@ def run_calibration(
                 + " ".join(references.missing.values())
             )
         raise CalibrationImpossible("No reference stars are loaded for this field.")
-    result = calibrate(
-        catalog, references, alert.ra, alert.dec, match_dist_arcsec=match_dist, force_filter=force_filter
-    )
+    with stage("calibrate"):
+        result = calibrate(
+            catalog, references, alert.ra, alert.dec, match_dist_arcsec=match_dist, force_filter=force_filter
+        )
     result.missing_surveys = dict(references.missing)
     return result
 
@@ -167,18 +171,21 @@ def followup_calibrate(
     """
     if observatory is None:
         raise Forbidden("Only an observatory's hashtag may upload; curators use the admin.")
-    alert = find_alert(ivorn)
+    with stage("database"):
+        alert = find_alert(ivorn)
     force = parse_force_filter(force_filter)
     sha256 = sha256_of(content)
     if not dry_run and force.band is not None:
         # The band is known before calibrating: refuse a repeat without the work.
-        existing = _existing_duplicate(observatory, alert, mjd, force.band, sha256)
+        with stage("database"):
+            existing = _existing_duplicate(observatory, alert, mjd, force.band, sha256)
         if existing is not None:
             _refuse_duplicate(existing)
     result = run_calibration(content, filename, alert, match_dist, force_filter)
     if dry_run:
         return UploadOutcome(alert=alert, result=result, point=None, dry_run=True, mjd=mjd)
-    existing = _existing_duplicate(observatory, alert, mjd, result.filter, sha256)
+    with stage("database"):
+        existing = _existing_duplicate(observatory, alert, mjd, result.filter, sha256)
     if existing is not None:
         _refuse_duplicate(existing)
 
@@ -187,9 +194,10 @@ def followup_calibrate(
     if job_key:
         details["request"]["job"] = job_key
     with storage_errors(), catalog_lock(sha256):
-        created_file = keep_catalog(content, sha256)
+        with stage("kept file"):
+            created_file = keep_catalog(content, sha256)
         try:
-            with transaction.atomic():
+            with stage("database"), transaction.atomic():
                 point = FollowupPoint.objects.create(
                     alert=alert,
                     observatory=observatory,

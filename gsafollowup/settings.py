@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its total covers every other middleware (off unless SERVER_TIMING).
+    "gsafollowup.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "gsafollowup.middleware.UploadLimitMiddleware",
@@ -183,6 +185,9 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
 
 MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", "50"))
+#: Answer a Server-Timing header with the time of each stage of a request (benchmarks; off by
+#: default, since it tells any client how long the server spent on each step).
+SERVER_TIMING = env_flag("SERVER_TIMING", "0")
 # Django refuses bodies above this before any view runs; uploads are streamed to disk beyond 2.5 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(MAX_UPLOAD_MB * 1024 * 1024) + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
