@@ -62,7 +62,8 @@ def find_alert(ivorn: str) -> Alert:
     ivorn = unicodedata.normalize("NFC", ivorn or "").strip()
     if not ivorn:
         raise BadInput("EventID (the alert's IVORN) is missing.")
-    alert = Alert.objects.filter(ivorn=ivorn).first() or alert_by_name(ivorn)
+    # alert_by_name tries the exact IVORN first, then the IVORN without ivo://, then aliases.
+    alert = alert_by_name(ivorn)
     if alert is None:
         raise UnknownEvent(f"Unknown event {ivorn[:60]}; check EventID (list: /list_of_alerts).")
     return alert
