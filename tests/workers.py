@@ -13,6 +13,11 @@ from pathlib import Path
 
 from gsafollowup.testing.production import ROOT
 
+#: ``manage.py run_worker`` with the test's poison frame held until it is killed (see the module).
+HELD_WORKER = Path(__file__).with_name("held_worker.py")
+#: The frame the worker tests treat as poison.
+POISON = "poison.cat"
+
 #: Quick recovery for the tests (production: 30 s leases, 2 s rounds, 30 s before a resend).
 FAST = {
     "JOBS_LEASE_SECONDS": "3",
@@ -28,7 +33,7 @@ class Workers:
     """``count`` worker processes kept by the test: start, kill one, replace the dead, stop all."""
 
     def __init__(self, env: dict, workdir: Path, count: int = 2):
-        self.env = {**env, **FAST}
+        self.env = {**env, **FAST, "GSA_TEST_HELD_FRAME": POISON}
         self.workdir = workdir
         self.count = count
         self.processes: list[subprocess.Popen] = []
@@ -38,7 +43,7 @@ class Workers:
         self.started += 1
         log = open(self.workdir / f"worker-{self.started}.log", "ab")  # noqa: SIM115 (the child's)
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker"],
+            [sys.executable, str(HELD_WORKER), "run_worker"],
             cwd=ROOT,
             env=self.env,
             stdout=log,
